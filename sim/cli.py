@@ -1,0 +1,3 @@
+"""hffm command line."""
+def main() -> None:
+    raise SystemExit("not yet")

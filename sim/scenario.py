@@ -1,0 +1,340 @@
+"""Scenario: the one validated, frozen description of a run (pydantic schema + TOML).
+
+A scenario is a TOML file or a preset name (``hffm presets`` lists them), plus
+``--set key.path=value`` overrides whose values are parsed as TOML values
+(``--set uplink.bandwidth_hz=2e6``, ``--set training.enabled=false``,
+``--set 'schemes=[{name="star", protocol="star"}]'``). Unknown keys and
+out-of-range values raise :class:`ScenarioError` with one line naming the key.
+
+Example::
+
+    >>> s = load_scenario("small", ["rounds=3", "uplink.tx_power_dbm=20"])
+    >>> (s.rounds, s.uplink.tx_power_dbm)
+    (3, 20.0)
+    >>> load_scenario("small", ["uplink.bandwidth_hz=-1"])
+    Traceback (most recent call last):
+    ...
+    sim.scenario.ScenarioError: uplink.bandwidth_hz: Input should be greater than 0 (got -1)
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
+
+from channels import FreeSpace, LogDistance, PathLossModel, TR38901
+
+
+class ScenarioError(ValueError):
+    """A scenario, preset name or override is invalid; the message names the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LogDistanceLoss(_Strict):
+    """Gain β0·(d/d0)^−α with log-normal shadowing (the paper's uplink model)."""
+
+    model: Literal["log_distance"] = "log_distance"
+    ref_gain_db: float = -30.0
+    exponent: PositiveFloat = 3.0
+    ref_distance_m: PositiveFloat = 1.0
+    shadowing_std_db: NonNegativeFloat = 0.0
+
+    def build(self) -> PathLossModel:
+        return LogDistance(self.ref_gain_db, self.exponent, self.ref_distance_m, self.shadowing_std_db)
+
+
+class FreeSpaceLoss(_Strict):
+    """Friis free-space loss at ``carrier_hz``."""
+
+    model: Literal["free_space"]
+    carrier_hz: PositiveFloat
+    shadowing_std_db: NonNegativeFloat = 0.0
+
+    def build(self) -> PathLossModel:
+        return FreeSpace(self.carrier_hz, self.shadowing_std_db)
+
+
+class TR38901Loss(_Strict):
+    """3GPP TR 38.901 Table 7.4.1-1 (UMa, UMi-Street Canyon, InH-Office)."""
+
+    model: Literal["3gpp_38901"]
+    scenario: Literal["UMa", "UMi", "InH"]
+    carrier_hz: PositiveFloat
+    h_bs_m: PositiveFloat | None = None
+    h_ut_m: PositiveFloat = 1.5
+    los: Literal["stochastic", "los", "nlos"] = "stochastic"
+    shadowing: bool = True
+
+    def build(self) -> PathLossModel:
+        return TR38901(self.scenario, self.carrier_hz, self.h_bs_m, self.h_ut_m, self.los, self.shadowing)
+
+
+PathLossConfig = Annotated[LogDistanceLoss | FreeSpaceLoss | TR38901Loss, Field(discriminator="model")]
+
+
+class FadingConfig(_Strict):
+    """Small-scale fading; ``coherence_s`` unset means a new draw per transfer."""
+
+    kind: Literal["none", "rayleigh", "rician"] = "rayleigh"
+    k_factor_db: float = 0.0
+    coherence_s: PositiveFloat | None = None
+
+
+class RadioConfig(_Strict):
+    """A wireless medium: cell uplink (FDMA, shared by concurrent flows) or downlink broadcast."""
+
+    bandwidth_hz: PositiveFloat
+    tx_power_dbm: float
+    tx_energy_power_w: NonNegativeFloat | None = Field(
+        default=None, description="electrical power drawn while transmitting; default: the radiated power"
+    )
+    rx_power_w: NonNegativeFloat = 0.0
+    noise_psd_dbm_hz: float = -174.0
+    noise_figure_db: NonNegativeFloat = 0.0
+    pathloss: PathLossConfig = LogDistanceLoss()
+    fading: FadingConfig = FadingConfig()
+    rate: Literal["shannon", "mcs"] = "shannon"
+    rate_cap_bps: PositiveFloat | None = None
+
+
+class WiredConfig(_Strict):
+    """A point-to-point link: ``latency_s + bits / rate_bps``, transmitter drawing ``tx_power_w``."""
+
+    latency_s: NonNegativeFloat = 0.1
+    rate_bps: PositiveFloat = 4e6
+    tx_power_w: NonNegativeFloat = 0.8
+
+
+class TopologyConfig(_Strict):
+    """Node placement: generated (the paper's clustered layout, seeded) or explicit positions."""
+
+    n_edges: PositiveInt = 10
+    devices_per_edge: PositiveInt = 4
+    area_m: PositiveFloat = 5000.0
+    min_edge_separation_m: NonNegativeFloat = 500.0
+    cluster_center_radius_m: NonNegativeFloat = 1000.0
+    device_radius_m: NonNegativeFloat = 500.0
+    edge_positions_m: list[tuple[float, float]] | None = None
+    device_positions_m: list[tuple[float, float]] | None = None
+    device_edge: list[NonNegativeInt] | None = Field(
+        default=None, description="edge index per device; default: nearest edge"
+    )
+
+    @model_validator(mode="after")
+    def _explicit_positions(self) -> TopologyConfig:
+        edges, devices = self.edge_positions_m, self.device_positions_m
+        if (edges is None) != (devices is None):
+            raise ValueError("give both edge_positions_m and device_positions_m, or neither")
+        if edges is not None and (len(edges) == 0 or len(devices or []) == 0):
+            raise ValueError("explicit positions need at least one edge and one device")
+        if self.device_edge is not None:
+            if devices is None or len(self.device_edge) != len(devices):
+                raise ValueError("device_edge needs one entry per explicit device position")
+            if edges is not None and max(self.device_edge) >= len(edges):
+                raise ValueError(f"device_edge entries must be < {len(edges)} (the number of edges)")
+        return self
+
+    @property
+    def n_devices(self) -> int:
+        if self.device_positions_m is not None:
+            return len(self.device_positions_m)
+        return self.n_edges * self.devices_per_edge
+
+
+class ComputeConfig(_Strict):
+    """Device compute: FLOP/s drawn uniformly in ``device_flops_per_s`` per device; energy model."""
+
+    device_flops_per_s: tuple[PositiveFloat, PositiveFloat] = (5e9, 20e9)
+    device_power_w: NonNegativeFloat = 2.0
+    energy_model: Literal["power_time", "dvfs"] = "power_time"
+    kappa: PositiveFloat = 1e-28
+    flops_per_cycle: PositiveFloat = 8.0
+    server_flops_per_s: PositiveFloat = 1e12
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ComputeConfig:
+        low, high = self.device_flops_per_s
+        if low > high:
+            raise ValueError(f"device_flops_per_s must be [min, max] with min <= max, got [{low}, {high}]")
+        return self
+
+
+class ModelSpec(_Strict):
+    """The small multi-modal model trained with LoRA on a frozen backbone."""
+
+    d_model: PositiveInt = 64
+    n_layers: PositiveInt = 2
+    n_heads: PositiveInt = 4
+    lora_rank: PositiveInt = 4
+    lora_alpha: PositiveFloat = 8.0
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> ModelSpec:
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        return self
+
+
+class DataConfig(_Strict):
+    """Embedded synthetic M3T data, partitioned with a Dirichlet(α) label skew."""
+
+    samples_per_device: PositiveInt = 64
+    test_samples: PositiveInt = 500
+    dirichlet_alpha: PositiveFloat = 0.1
+    partition_task: Literal["shape", "vqa", "activity"] = "shape"
+
+
+class TrainingConfig(_Strict):
+    """Local training; ``enabled = false`` gives the network-only mode."""
+
+    enabled: bool = True
+    local_steps: PositiveInt = 5
+    batch_size: PositiveInt = 8
+    lr: PositiveFloat = 1e-3
+    eval_every: PositiveInt = 1
+
+
+class NetworkConfig(_Strict):
+    """Message sizes: real tensor bytes unless ``payload_bytes`` fixes them."""
+
+    payload_bytes: PositiveInt | None = None
+    header_bytes: NonNegativeInt = 64
+
+
+class SchemeConfig(_Strict):
+    """One protocol to run (schemes of a scenario run one after another on the same world)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.=+-]+$")]
+    protocol: Literal["star", "edge_only", "hierarchical"]
+    cloud_period: PositiveInt = Field(default=1, description="edge rounds per cloud round (hierarchical)")
+
+
+class Scenario(_Strict):
+    """Everything a run depends on; the same scenario and seed give identical results."""
+
+    name: str = "custom"
+    seed: NonNegativeInt = 0
+    rounds: PositiveInt = 20
+    topology: TopologyConfig = TopologyConfig()
+    uplink: RadioConfig
+    downlink: RadioConfig
+    backhaul: WiredConfig = WiredConfig()
+    wan: WiredConfig = WiredConfig()
+    compute: ComputeConfig = ComputeConfig()
+    model: ModelSpec = ModelSpec()
+    data: DataConfig = DataConfig()
+    training: TrainingConfig = TrainingConfig()
+    network: NetworkConfig = NetworkConfig()
+    schemes: Annotated[list[SchemeConfig], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _unique_schemes(self) -> Scenario:
+        names = [s.name for s in self.schemes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"scheme names must be unique, got {names}")
+        return self
+
+
+PRESETS_PACKAGE = "sim.presets"
+
+
+def preset_names() -> list[str]:
+    """Names of the presets shipped in the package."""
+    files = resources.files(PRESETS_PACKAGE).iterdir()
+    return sorted(p.name.removesuffix(".toml") for p in files if p.name.endswith(".toml"))
+
+
+def _read_toml(text: str, origin: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{origin}: invalid TOML ({exc})") from None
+
+
+def _source_dict(source: str) -> dict[str, Any]:
+    path = Path(source)
+    if source.endswith(".toml") or path.exists():
+        if not path.is_file():
+            raise ScenarioError(f"scenario file {source} does not exist")
+        return _read_toml(path.read_text(), source)
+    if source not in preset_names():
+        raise ScenarioError(f"unknown preset {source!r}; presets are {', '.join(preset_names())} (or give a .toml file)")
+    return _read_toml(resources.files(PRESETS_PACKAGE).joinpath(f"{source}.toml").read_text(), f"preset {source}")
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_override(data: dict[str, Any], assignment: str) -> None:
+    """Apply one ``a.b.c=value`` override in place (list items by index: ``schemes.0.name=x``)."""
+    key, sep, raw = assignment.partition("=")
+    if not sep or not key.strip():
+        raise ScenarioError(f"override {assignment!r} is not of the form key=value")
+    parts = key.strip().split(".")
+    node: Any = data
+    for depth, part in enumerate(parts[:-1]):
+        where = ".".join(parts[: depth + 1])
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ScenarioError(f"override {key}: {where} is not an index of a {len(node)}-item list")
+            node = node[int(part)]
+        else:
+            node = node.setdefault(part, {})
+        if not isinstance(node, (dict, list)):
+            raise ScenarioError(f"override {key}: {where} is a value, not a table")
+    last = parts[-1]
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise ScenarioError(f"override {key}: {last} is not an index of a {len(node)}-item list")
+        node[int(last)] = _parse_value(raw)
+    else:
+        node[last] = _parse_value(raw)
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(p) for p in first["loc"] if not (isinstance(p, str) and p in {"log_distance", "free_space", "3gpp_38901"}))
+    more = f" (and {error.error_count() - 1} more problems)" if error.error_count() > 1 else ""
+    if first["type"] == "extra_forbidden":
+        return f"unknown key {key!r}{more}"
+    value = first.get("input")
+    shown = "" if isinstance(value, (dict, list)) or value is None else f" (got {value!r})"
+    where = f"{key}: " if key else ""
+    return f"{where}{first['msg']}{shown}{more}"
+
+
+def scenario_from_dict(data: dict[str, Any]) -> Scenario:
+    """Validate a plain dict into a :class:`Scenario`."""
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(_describe(exc)) from None
+
+
+def load_scenario(source: str, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:
+    """Load a preset name or TOML path and apply ``key=value`` overrides."""
+    data = _source_dict(source)
+    for assignment in overrides:
+        apply_override(data, assignment)
+    return scenario_from_dict(data)

@@ -1,0 +1,128 @@
+"""Append-only HDF5 writer for one run (the trace sink of the simulator).
+
+The writer never overwrites an existing file unless asked (``force=True``),
+and then writes to a temporary file beside it and renames it into place only
+when the run completes, so the old file survives an interrupted run. Rows are
+appended to resizable, chunked datasets and the file is flushed at every
+:meth:`RunWriter.flush`, so a run killed between flushes leaves a readable file
+holding everything flushed so far, with ``/meta`` attribute ``status`` still
+``"running"``.
+
+Example::
+
+    >>> import tempfile, os, numpy as np
+    >>> from traces.schema import TABLES
+    >>> path = os.path.join(tempfile.mkdtemp(), "run.h5")
+    >>> with RunWriter(path, meta={"seed": 1}) as w:
+    ...     w.append("metrics", np.zeros(2, TABLES["metrics"]))
+    >>> from traces.reader import read_run
+    >>> len(read_run(path).metrics)
+    2
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import h5py
+import numpy as np
+
+from traces.schema import COMPRESSED_TABLES, SCHEMA_VERSION, TABLES
+
+CHUNK_ROWS = 4096
+
+
+class OutputExistsError(FileExistsError):
+    """The output file exists and ``force`` was not given."""
+
+
+class RunWriter:
+    """Create a run file and append rows to its tables.
+
+    Args:
+        path: final file name.
+        meta: attributes stored on ``/meta`` (dicts and lists are stored as JSON).
+        force: replace an existing file (atomically, on :meth:`close`).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], meta: dict[str, Any], force: bool = False) -> None:
+        self.path = Path(path)
+        if self.path.exists() and not force:
+            raise OutputExistsError(f"{self.path} exists; pass --force to replace it")
+        if not self.path.parent.is_dir():
+            raise FileNotFoundError(f"output directory {self.path.parent} does not exist")
+        self._replace = self.path.exists()
+        if self._replace:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent)
+            os.close(fd)
+            self._write_path = Path(tmp)
+            self._file = h5py.File(self._write_path, "w")
+        else:
+            self._write_path = self.path
+            self._file = h5py.File(self._write_path, "w-")
+        group = self._file.create_group("meta")
+        group.attrs["schema_version"] = SCHEMA_VERSION
+        group.attrs["created_utc"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        group.attrs["status"] = "running"
+        for key, value in meta.items():
+            group.attrs[key] = json.dumps(value) if isinstance(value, (dict, list, tuple)) else value
+        for name, dtype in TABLES.items():
+            compress = name in COMPRESSED_TABLES
+            self._file.create_dataset(
+                name,
+                shape=(0,),
+                maxshape=(None,),
+                dtype=dtype,
+                chunks=(CHUNK_ROWS,),
+                compression="gzip" if compress else None,
+                compression_opts=1 if compress else None,
+                shuffle=compress,
+            )
+        self._file.flush()
+
+    def append(self, table: str, rows: np.ndarray) -> None:
+        """Append structured ``rows`` (dtype ``TABLES[table]``) to ``table``."""
+        if table not in TABLES:
+            raise KeyError(f"unknown table {table!r}; tables are {sorted(TABLES)}")
+        if len(rows) == 0:
+            return
+        dataset = self._file[table]
+        start = dataset.shape[0]
+        dataset.resize((start + len(rows),))
+        dataset[start:] = rows.astype(TABLES[table], copy=False)
+
+    def set_meta(self, **attrs: Any) -> None:
+        """Set ``/meta`` attributes (dicts and lists as JSON)."""
+        for key, value in attrs.items():
+            self._file["meta"].attrs[key] = json.dumps(value) if isinstance(value, (dict, list, tuple)) else value
+
+    def flush(self) -> None:
+        """Write everything appended so far to disk."""
+        self._file.flush()
+
+    def close(self, complete: bool = True) -> None:
+        """Mark the run complete (if it is), close, and move a replacement into place."""
+        if not self._file.id.valid:
+            return
+        if complete:
+            self._file["meta"].attrs["status"] = "complete"
+        self._file.close()
+        if self._replace:
+            if complete:
+                os.replace(self._write_path, self.path)
+            else:
+                self._write_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close(complete=exc_type is None)

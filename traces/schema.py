@@ -1,0 +1,131 @@
+"""The HDF5 run format: table names, compound dtypes and enums (schema version 1).
+
+Every table is a one-dimensional, chunked, resizable dataset of a compound type
+made only of plain HDF5 types (integers, floats, fixed-length ASCII strings and
+HDF5 enums), so HDFView and h5dump open it without Python.
+
+Layout::
+
+    /meta           attributes: schema_version, scenario (JSON), seed, versions (JSON),
+                    created_utc, schemes (JSON list), status ("running" | "complete")
+    /nodes          one row per node: id, kind, x_m, y_m, edge, flops_per_s, n_samples
+    /events         one row per simulated action (transfer, compute, aggregation)
+    /rounds         one row per scheme × round: time, latency, bytes and energy by category
+    /metrics        one row per scheme × round × task: held-out loss and accuracy
+    /ledger         one row per scheme × node × event kind: totals of bytes, energy, busy time
+"""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+
+SCHEMA_VERSION = 1
+
+EVENT_KINDS: tuple[str, ...] = (
+    "compute",
+    "uplink",
+    "downlink",
+    "backhaul_up",
+    "backhaul_down",
+    "wan_up",
+    "wan_down",
+    "aggregate",
+)
+"""Kinds of simulated actions, in enum order (the order is part of the format)."""
+
+ENERGY_CATEGORIES: dict[str, str] = {
+    "compute": "compute",
+    "uplink": "uplink",
+    "wan_up": "uplink",
+    "downlink": "downlink",
+    "wan_down": "downlink",
+    "backhaul_up": "backhaul",
+    "backhaul_down": "backhaul",
+    "aggregate": "compute",
+}
+"""Event kind → energy category of the per-round breakdown (uplink, downlink, backhaul, compute)."""
+
+CATEGORIES: tuple[str, ...] = ("uplink", "downlink", "backhaul", "compute")
+
+OUTCOMES: tuple[str, ...] = ("ok", "failed")
+NODE_KINDS: tuple[str, ...] = ("device", "edge", "cloud")
+
+NAME_BYTES = 32
+"""Fixed length of the ASCII name fields (scheme, module, task)."""
+
+
+def _enum(names: tuple[str, ...]) -> np.dtype:
+    return h5py.enum_dtype({name: i for i, name in enumerate(names)}, basetype="u1")
+
+
+EVENT_KIND_DTYPE = _enum(EVENT_KINDS)
+OUTCOME_DTYPE = _enum(OUTCOMES)
+NODE_KIND_DTYPE = _enum(NODE_KINDS)
+_NAME = f"S{NAME_BYTES}"
+
+TABLES: dict[str, np.dtype] = {
+    "nodes": np.dtype(
+        [
+            ("id", "<i4"),
+            ("kind", NODE_KIND_DTYPE),
+            ("x_m", "<f8"),
+            ("y_m", "<f8"),
+            ("edge", "<i4"),
+            ("flops_per_s", "<f8"),
+            ("n_samples", "<i4"),
+        ]
+    ),
+    "events": np.dtype(
+        [
+            ("scheme", _NAME),
+            ("round", "<i4"),
+            ("t_start_s", "<f8"),
+            ("duration_s", "<f8"),
+            ("kind", EVENT_KIND_DTYPE),
+            ("node", "<i4"),
+            ("peer", "<i4"),
+            ("module", _NAME),
+            ("bytes", "<i8"),
+            ("energy_j", "<f8"),
+            ("outcome", OUTCOME_DTYPE),
+        ]
+    ),
+    "rounds": np.dtype(
+        [
+            ("scheme", _NAME),
+            ("round", "<i4"),
+            ("t_end_s", "<f8"),
+            ("latency_s", "<f8"),
+            ("cloud_aggregation", "u1"),
+            ("bytes_up", "<i8"),
+            ("bytes_down", "<i8"),
+        ]
+        + [(f"energy_{c}_j", "<f8") for c in CATEGORIES]
+        + [("energy_total_j", "<f8")]
+    ),
+    "metrics": np.dtype(
+        [
+            ("scheme", _NAME),
+            ("round", "<i4"),
+            ("time_s", "<f8"),
+            ("task", _NAME),
+            ("loss", "<f8"),
+            ("accuracy", "<f8"),
+        ]
+    ),
+    "ledger": np.dtype(
+        [
+            ("scheme", _NAME),
+            ("node", "<i4"),
+            ("kind", EVENT_KIND_DTYPE),
+            ("bytes", "<i8"),
+            ("energy_j", "<f8"),
+            ("busy_s", "<f8"),
+        ]
+    ),
+}
+"""Table name → row dtype."""
+
+COMPRESSED_TABLES = frozenset({"events"})
+"""Tables large enough that shuffle + gzip(1) pays off."""
