@@ -9,7 +9,10 @@ Layout::
     /meta           attributes: schema_version, scenario (JSON), seed, versions (JSON),
                     created_utc, schemes (JSON list), status ("running" | "complete")
     /nodes          one row per node: id, kind, x_m, y_m, edge, flops_per_s, n_samples
-    /events         one row per simulated action (transfer, compute, aggregation)
+    /events         one row per node charged by a simulated action: a transfer gives one
+                    "tx" row for the transmitter (bytes sent, transmit energy) and one "rx"
+                    row per receiver (bytes received, receive energy); compute and
+                    aggregation give one "local" row
     /rounds         one row per scheme × round: time, latency, bytes and energy by category
     /metrics        one row per scheme × round × task: held-out loss and accuracy
     /ledger         one row per scheme × node × event kind: totals of bytes, energy, busy time
@@ -48,6 +51,9 @@ ENERGY_CATEGORIES: dict[str, str] = {
 
 CATEGORIES: tuple[str, ...] = ("uplink", "downlink", "backhaul", "compute")
 
+ROLES: tuple[str, ...] = ("tx", "rx", "local")
+"""Whose side of an action a row charges: the transmitter, one receiver, or a local action."""
+
 OUTCOMES: tuple[str, ...] = ("ok", "failed")
 NODE_KINDS: tuple[str, ...] = ("device", "edge", "cloud")
 
@@ -60,6 +66,7 @@ def _enum(names: tuple[str, ...]) -> np.dtype:
 
 
 EVENT_KIND_DTYPE = _enum(EVENT_KINDS)
+ROLE_DTYPE = _enum(ROLES)
 OUTCOME_DTYPE = _enum(OUTCOMES)
 NODE_KIND_DTYPE = _enum(NODE_KINDS)
 _NAME = f"S{NAME_BYTES}"
@@ -83,6 +90,7 @@ TABLES: dict[str, np.dtype] = {
             ("t_start_s", "<f8"),
             ("duration_s", "<f8"),
             ("kind", EVENT_KIND_DTYPE),
+            ("role", ROLE_DTYPE),
             ("node", "<i4"),
             ("peer", "<i4"),
             ("module", _NAME),
@@ -119,7 +127,8 @@ TABLES: dict[str, np.dtype] = {
             ("scheme", _NAME),
             ("node", "<i4"),
             ("kind", EVENT_KIND_DTYPE),
-            ("bytes", "<i8"),
+            ("bytes_tx", "<i8"),
+            ("bytes_rx", "<i8"),
             ("energy_j", "<f8"),
             ("busy_s", "<f8"),
         ]

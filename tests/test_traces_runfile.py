@@ -1,0 +1,102 @@
+"""HDF5 run files: round trip, refusal of bad files, no overwrite, interrupted runs readable."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from traces import SCHEMA_VERSION, TABLES, OutputExistsError, RunFileError, RunWriter, read_run
+
+
+def rows(table: str, n: int) -> np.ndarray:
+    data = np.zeros(n, TABLES[table])
+    data["scheme"] = b"s"
+    return data
+
+
+def test_round_trip(tmp_path) -> None:
+    path = tmp_path / "run.h5"
+    with RunWriter(path, meta={"seed": 3, "schemes": ["s"], "scenario": {"name": "x"}}) as w:
+        events = rows("events", 5)
+        events["bytes"] = np.arange(5)
+        w.append("events", events)
+        w.append("events", events)
+    run = read_run(path)
+    assert run.complete and run.meta["seed"] == 3 and run.meta["scenario"] == {"name": "x"}
+    assert run.meta["schema_version"] == SCHEMA_VERSION
+    assert run.events["bytes"].tolist() == list(range(5)) * 2
+    assert run.schemes == ["s"]
+
+
+def test_existing_file_is_never_overwritten_without_force(tmp_path) -> None:
+    path = tmp_path / "run.h5"
+    path.write_bytes(b"precious")
+    with pytest.raises(OutputExistsError, match="--force"):
+        RunWriter(path, meta={})
+    assert path.read_bytes() == b"precious"
+
+
+def test_forced_replacement_keeps_the_old_file_if_the_run_fails(tmp_path) -> None:
+    path = tmp_path / "run.h5"
+    path.write_bytes(b"precious")
+    with pytest.raises(RuntimeError):
+        with RunWriter(path, meta={}, force=True) as w:
+            w.append("rounds", rows("rounds", 1))
+            raise RuntimeError("killed")
+    assert path.read_bytes() == b"precious"
+    assert list(tmp_path.iterdir()) == [path]
+    with RunWriter(path, meta={}, force=True) as w:
+        w.append("rounds", rows("rounds", 2))
+    assert len(read_run(path).rounds) == 2
+
+
+def test_interrupted_run_is_readable_and_says_so(tmp_path) -> None:
+    path = tmp_path / "run.h5"
+    with pytest.raises(KeyboardInterrupt):
+        with RunWriter(path, meta={}) as w:
+            w.append("rounds", rows("rounds", 3))
+            w.flush()
+            raise KeyboardInterrupt
+    run = read_run(path)
+    assert not run.complete and len(run.rounds) == 3
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.write_bytes(b"not hdf5 at all"), "unreadable HDF5 run"),
+        (lambda p: h5py.File(p, "w").close(), "no /meta group"),
+        (lambda p: p.write_bytes(b""), "unreadable HDF5 run"),
+    ],
+)
+def test_bad_files_raise_one_clear_error(tmp_path, make, message) -> None:
+    path = tmp_path / "bad.h5"
+    make(path)
+    with pytest.raises(RunFileError, match=message):
+        read_run(path)
+
+
+def test_newer_schema_is_refused(tmp_path) -> None:
+    path = tmp_path / "run.h5"
+    with RunWriter(path, meta={}):
+        pass
+    with h5py.File(path, "a") as f:
+        f["meta"].attrs["schema_version"] = SCHEMA_VERSION + 1
+    with pytest.raises(RunFileError, match="newer than this hffm reads"):
+        read_run(path)
+
+
+def test_truncated_file_gives_a_clear_error(tmp_path) -> None:
+    path = tmp_path / "run.h5"
+    with RunWriter(path, meta={}) as w:
+        w.append("events", rows("events", 10_000))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(RunFileError):
+        read_run(path)
+
+
+def test_missing_file(tmp_path) -> None:
+    with pytest.raises(RunFileError, match="no such file"):
+        read_run(tmp_path / "nope.h5")
