@@ -1,3 +1,106 @@
-"""hffm command line."""
-def main() -> None:
-    raise SystemExit("not yet")
+"""``hffm`` command line: run scenarios, report runs, list presets.
+
+    hffm run PRESET_OR_TOML [--set key=value ...] --out run.h5 [--force] [--quiet]
+    hffm report run.h5 [--plot run.png] [--force]
+    hffm presets
+
+A user mistake (bad scenario, unknown preset, existing output, unreadable run
+file) prints one line ``hffm: error: ...`` and exits with status 2; existing
+files are never overwritten without ``--force``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from sim.scenario import ScenarioError, load_scenario, preset_names
+from traces import OutputExistsError, RunFileError
+
+USAGE_ERROR = 2
+
+
+class UsageError(Exception):
+    """A mistake in the command line or its inputs."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hffm", description="Hierarchical federated foundation model co-simulator")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a scenario and record it to HDF5")
+    run.add_argument("scenario", help="preset name (see `hffm presets`) or path to a .toml file")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a scenario key, e.g. --set uplink.bandwidth_hz=2e6 (repeatable)")  # fmt: skip
+    run.add_argument("--out", required=True, help="output HDF5 file")
+    run.add_argument("--force", action="store_true", help="replace an existing output file")
+    run.add_argument("--quiet", action="store_true", help="no progress bars, no table")
+    report = sub.add_parser("report", help="print a run's results table and plot accuracy vs simulated time")
+    report.add_argument("run", help="HDF5 run file")
+    report.add_argument("--plot", help="PNG to write (default: the run file with .png)")
+    report.add_argument("--force", action="store_true", help="replace an existing PNG")
+    sub.add_parser("presets", help="list the shipped scenario presets")
+    return parser
+
+
+def _check_new_file(path: Path, force: bool) -> None:
+    if path.exists() and not force:
+        raise UsageError(f"{path} exists; pass --force to replace it")
+    if not path.parent.is_dir():
+        raise UsageError(f"output directory {path.parent} does not exist")
+
+
+def _cmd_run(args: argparse.Namespace) -> None:
+    from sim.report import format_table, summarize
+    from sim.runner import run_scenario
+    from traces import read_run
+
+    scenario = load_scenario(args.scenario, args.overrides)
+    out = Path(args.out)
+    _check_new_file(out, args.force)
+    run_scenario(scenario, out, force=args.force, progress=not args.quiet)
+    if not args.quiet:
+        print(f"scenario {scenario.name}, seed {scenario.seed}, {scenario.rounds} rounds -> {out}")
+        print(format_table(summarize(read_run(out))))
+
+
+def _cmd_report(args: argparse.Namespace) -> None:
+    from sim.report import format_table, plot_run, summarize
+    from traces import read_run
+
+    run = read_run(args.run)
+    plot = Path(args.plot) if args.plot else Path(args.run).with_suffix(".png")
+    _check_new_file(plot, args.force)
+    status = "" if run.complete else "  (incomplete run: the rounds recorded before it stopped)"
+    print(f"{run.path}: scenario {run.meta['scenario'].get('name')}, seed {run.meta.get('seed')}{status}")
+    print(format_table(summarize(run)))
+    fd, tmp = tempfile.mkstemp(suffix=".png", dir=plot.parent)
+    os.close(fd)
+    try:
+        plot_run(run, tmp)
+        os.replace(tmp, plot)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    print(f"plot: {plot}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``hffm`` console script; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            _cmd_run(args)
+        elif args.command == "report":
+            _cmd_report(args)
+        else:
+            print("\n".join(preset_names()))
+    except (ScenarioError, UsageError, OutputExistsError, RunFileError) as exc:
+        print(f"hffm: error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""SimPy media: a shared FDMA cell, a downlink broadcast channel and wired links.
+
+Each medium turns "send these bits" into simulated time. Energy and logging
+are the caller's business (:mod:`sim.world`); media only decide *when* a
+transfer ends.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+
+import simpy
+
+from sim.radio import RadioMedium
+
+
+class OutageError(RuntimeError):
+    """A transfer can never finish: its rate is zero and the channel never changes."""
+
+
+@dataclass(eq=False)
+class _Flow:
+    link: int
+    bits: float
+    start_s: float
+    done: simpy.Event
+    gain: float
+    block: int
+    bits_left: float = field(init=False)
+    rate_bps: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.bits_left = self.bits
+
+
+class SharedCell:
+    """One cell's uplink, shared by concurrent flows with an equal FDMA split.
+
+    With n flows active, each gets ``bandwidth_hz / n`` and transmits at full
+    power over its share, so its rate is ``R(g_i, B/n)`` (noise over B/n). The
+    split is recomputed whenever a flow starts or ends, and gains are redrawn
+    at coherence-block boundaries when the medium has a coherence time; so 40
+    simultaneous uploads take longer than one.
+
+    ``transfer`` returns an event whose value is the ``(start_s, end_s)`` of the flow.
+    """
+
+    _FINISHED_BITS = 1e-6
+
+    def __init__(self, env: simpy.Environment, medium: RadioMedium, bandwidth_hz: float) -> None:
+        self.env = env
+        self.medium = medium
+        self.bandwidth_hz = bandwidth_hz
+        self._flows: list[_Flow] = []
+        self._t_last = 0.0
+        self._timer_token = 0
+
+    @property
+    def active_flows(self) -> int:
+        return len(self._flows)
+
+    def transfer(self, link: int, bits: float) -> simpy.Event:
+        """Start sending ``bits`` on ``link``; the event fires when the last bit is delivered."""
+        self._advance()
+        now = self.env.now
+        flow = _Flow(link, bits, now, self.env.event(), self.medium.gain(link, now), self._block(now))
+        self._flows.append(flow)
+        self._reschedule()
+        return flow.done
+
+    def _block(self, t_s: float) -> int:
+        coherence = self.medium.coherence_s
+        return -1 if coherence is None else math.floor(t_s / coherence)
+
+    def _advance(self) -> None:
+        """Deliver bits at the current rates up to now."""
+        elapsed = self.env.now - self._t_last
+        if elapsed > 0:
+            for flow in self._flows:
+                flow.bits_left -= flow.rate_bps * elapsed
+        self._t_last = self.env.now
+
+    def _reschedule(self) -> None:
+        now = self.env.now
+        finished = [f for f in self._flows if f.bits_left <= self._FINISHED_BITS]
+        for flow in finished:
+            self._flows.remove(flow)
+            flow.done.succeed((flow.start_s, now))
+        if not self._flows:
+            return
+        block = self._block(now)
+        share_hz = self.bandwidth_hz / len(self._flows)
+        for flow in self._flows:
+            if flow.block != block:
+                flow.gain, flow.block = self.medium.gain(flow.link, now), block
+            flow.rate_bps = self.medium.rate_bps(flow.gain, share_hz)
+        delay = min((f.bits_left / f.rate_bps if f.rate_bps > 0 else math.inf) for f in self._flows)
+        if self.medium.coherence_s is not None:
+            delay = min(delay, (block + 1) * self.medium.coherence_s - now)
+        if math.isinf(delay):
+            raise OutageError(
+                f"link {self._flows[0].link} has rate 0 bit/s and the channel never changes; "
+                "set fading.coherence_s or use rate = 'shannon'"
+            )
+        self._timer_token += 1
+        token = self._timer_token
+        timer = self.env.timeout(delay)
+        timer.callbacks.append(lambda _event: self._on_timer(token))
+
+    def _on_timer(self, token: int) -> None:
+        if token != self._timer_token:
+            return  # superseded by a later start or finish
+        self._advance()
+        self._reschedule()
+
+
+class BroadcastChannel:
+    """An edge's downlink: one broadcast at a time, at the rate of the worst receiver.
+
+    Rate = min_k R(g_k, B) over the receivers, with the gains drawn at the
+    start of the transfer (multicast to the weakest link).
+    """
+
+    def __init__(self, env: simpy.Environment, medium: RadioMedium, bandwidth_hz: float) -> None:
+        self.env = env
+        self.medium = medium
+        self.bandwidth_hz = bandwidth_hz
+        self._busy = simpy.Resource(env, capacity=1)
+
+    def send(self, links: Sequence[int], bits: float) -> Generator[simpy.Event, object, tuple[float, float]]:
+        """Broadcast ``bits`` to ``links``; returns ``(start_s, end_s)`` of the airtime."""
+        with self._busy.request() as slot:
+            yield slot
+            now = self.env.now
+            rate = min(self.medium.rate_bps(self.medium.gain(link, now), self.bandwidth_hz) for link in links)
+            if rate <= 0:
+                raise OutageError(f"downlink broadcast to links {list(links)} has rate 0 bit/s")
+            yield self.env.timeout(bits / rate)
+            return now, self.env.now
+
+
+class WiredLink:
+    """A dedicated link with ``latency_s`` and ``rate_bps``: delivery after latency + bits/rate."""
+
+    def __init__(self, env: simpy.Environment, latency_s: float, rate_bps: float) -> None:
+        self.env = env
+        self.latency_s = latency_s
+        self.rate_bps = rate_bps
+
+    def send(self, bits: float) -> Generator[simpy.Event, object, float]:
+        """Send ``bits``; returns the transmission time (bits / rate, without propagation latency)."""
+        airtime_s = bits / self.rate_bps
+        yield self.env.timeout(self.latency_s + airtime_s)
+        return airtime_s

@@ -1,0 +1,119 @@
+"""Results tables and figures from a run file (what ``hffm report`` prints and draws).
+
+Example::
+
+    from traces import read_run
+    from sim.report import summarize, format_table, plot_run
+    run = read_run("runs/paper.h5")
+    print(format_table(summarize(run)))
+    plot_run(run, "runs/paper.png")
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from traces import CATEGORIES, RunData
+
+
+@dataclass(frozen=True)
+class SchemeSummary:
+    """Per-round averages and final accuracy of one scheme."""
+
+    scheme: str
+    rounds: int
+    sim_time_s: float
+    latency_s: float
+    energy_j: float
+    energy_by_category_j: dict[str, float]
+    bytes_up: float
+    bytes_down: float
+    final_accuracy: dict[str, float]
+
+
+def summarize(run: RunData) -> list[SchemeSummary]:
+    """One summary per scheme (schemes with no completed round are left out)."""
+    summaries = []
+    for scheme in run.schemes:
+        rounds = run.scheme_rows("rounds", scheme)
+        if len(rounds) == 0:
+            continue
+        metrics = run.scheme_rows("metrics", scheme)
+        last = metrics[metrics["round"] == metrics["round"].max()] if len(metrics) else metrics
+        summaries.append(
+            SchemeSummary(
+                scheme=scheme,
+                rounds=len(rounds),
+                sim_time_s=float(rounds["t_end_s"].max()),
+                latency_s=float(rounds["latency_s"].mean()),
+                energy_j=float(rounds["energy_total_j"].mean()),
+                energy_by_category_j={c: float(rounds[f"energy_{c}_j"].mean()) for c in CATEGORIES},
+                bytes_up=float(rounds["bytes_up"].mean()),
+                bytes_down=float(rounds["bytes_down"].mean()),
+                final_accuracy={t.decode(): float(a) for t, a in zip(last["task"], last["accuracy"])},
+            )
+        )
+    return summaries
+
+
+def format_table(summaries: list[SchemeSummary]) -> str:
+    """A plain-text table: per-round latency (s), energy (J) by kind, MB up/down, final accuracy (%)."""
+    tasks = sorted({t for s in summaries for t in s.final_accuracy})
+    header = (
+        ["scheme", "rounds", "latency/round s", "energy/round J"]
+        + [f"{c} J" for c in CATEGORIES]
+        + ["MB up/round", "MB down/round"]
+        + [f"acc {t} %" for t in tasks]
+    )
+    rows = [header]
+    for s in summaries:
+        rows.append(
+            [s.scheme, str(s.rounds), f"{s.latency_s:.3f}", f"{s.energy_j:.2f}"]
+            + [f"{s.energy_by_category_j[c]:.2f}" for c in CATEGORIES]
+            + [f"{s.bytes_up / 1e6:.3f}", f"{s.bytes_down / 1e6:.3f}"]
+            + [f"{100 * s.final_accuracy[t]:.1f}" if t in s.final_accuracy else "-" for t in tasks]
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(r, widths))) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def plot_run(run: RunData, path: str | os.PathLike[str]) -> None:
+    """PNG: accuracy per task vs simulated wall-clock per scheme, and energy per round by kind."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = sorted({t.decode() for t in run.metrics["task"]})
+    n_panels = len(tasks) + 1
+    fig, axes = plt.subplots(1, n_panels, figsize=(4.2 * n_panels, 3.6), constrained_layout=True)
+    axes = np.atleast_1d(axes)
+    for ax, task in zip(axes, tasks):
+        for scheme in run.schemes:
+            m = run.scheme_rows("metrics", scheme)
+            m = m[m["task"] == task.encode()]
+            ax.plot(m["time_s"], 100 * m["accuracy"], marker=".", label=scheme)
+        ax.set_title(f"task: {task}")
+        ax.set_xlabel("simulated wall-clock (s)")
+        ax.set_ylabel("held-out accuracy (%)")
+        ax.grid(alpha=0.3)
+    if tasks:
+        axes[0].legend(fontsize=8)
+    summaries = summarize(run)
+    ax = axes[-1]
+    bottom = np.zeros(len(summaries))
+    for category in CATEGORIES:
+        values = np.array([s.energy_by_category_j[category] for s in summaries])
+        ax.bar([s.scheme for s in summaries], values, bottom=bottom, label=category)
+        bottom += values
+    ax.set_title("energy per round")
+    ax.set_ylabel("energy (J)")
+    ax.tick_params(axis="x", rotation=30)
+    ax.legend(fontsize=8)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,185 @@
+"""Run a scenario: build the layout and learner once, run each scheme on a fresh world, record.
+
+Randomness: one root ``SeedSequence(scenario.seed)`` spawns independent streams
+for the layout, device speeds, the learner (data, partition, model init, per
+device sampling) and the radio media. Every scheme starts from the same
+streams, so schemes differ only by protocol.
+
+Example::
+
+    >>> from sim.scenario import load_scenario
+    >>> s = load_scenario("small", ["rounds=1", "training.enabled=false"])
+    >>> result = run_scenario(s, out=None, progress=False)
+    >>> sorted(result.rounds_by_scheme)
+    ['edge-only', 'hier-E2', 'star']
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from channels import clustered_layout
+from sim.learner import NetworkOnlyLearner, make_learner
+from sim.protocols import scheme_process
+from sim.scenario import Scenario, SchemeConfig, TopologyConfig
+from sim.world import Layout, Sink, World
+from traces import TABLES, RunWriter
+from traces.schema import NODE_KINDS
+
+VERSIONED_PACKAGES = ("hffm", "simpy", "torch", "peft", "numpy", "scipy", "h5py", "pydantic", "networkx")
+
+
+def build_layout(topology: TopologyConfig, rng: np.random.Generator) -> Layout:
+    """Explicit positions (devices on their given or nearest edge) or the paper's clustered layout."""
+    if topology.edge_positions_m is not None and topology.device_positions_m is not None:
+        edge_xy = np.asarray(topology.edge_positions_m, dtype=float)
+        device_xy = np.asarray(topology.device_positions_m, dtype=float)
+        if topology.device_edge is not None:
+            device_edge = np.asarray(topology.device_edge, dtype=int)
+        else:
+            device_edge = np.argmin(np.linalg.norm(device_xy[:, None] - edge_xy[None], axis=-1), axis=1)
+        return Layout(edge_xy, device_xy, device_edge)
+    edge_xy, device_xy, device_edge = clustered_layout(
+        rng,
+        topology.n_edges,
+        topology.devices_per_edge,
+        topology.area_m,
+        topology.min_edge_separation_m,
+        topology.cluster_center_radius_m,
+        topology.device_radius_m,
+    )
+    return Layout(edge_xy, device_xy, device_edge)
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of hffm and its main dependencies, for ``/meta``."""
+    versions = {"python": sys.version.split()[0]}
+    for name in VERSIONED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+@dataclass
+class RunResult:
+    """In-memory copy of what a run wrote, per table (for callers that do not read the file)."""
+
+    tables: dict[str, list[np.ndarray]] = field(default_factory=lambda: {name: [] for name in TABLES})
+
+    def add(self, table: str, rows: np.ndarray) -> None:
+        self.tables[table].append(rows)
+
+    def table(self, name: str) -> np.ndarray:
+        parts = self.tables[name]
+        return np.concatenate(parts) if parts else np.zeros(0, TABLES[name])
+
+    @property
+    def rounds_by_scheme(self) -> dict[str, np.ndarray]:
+        rounds = self.table("rounds")
+        return {s.decode(): rounds[rounds["scheme"] == s] for s in dict.fromkeys(rounds["scheme"])}
+
+
+@dataclass
+class Setup:
+    """What every scheme of a run shares: layout, device speeds, learner and radio seeds."""
+
+    scenario: Scenario
+    layout: Layout
+    device_flops_per_s: np.ndarray
+    learner: NetworkOnlyLearner
+    radio_seeds: tuple[np.random.SeedSequence, np.random.SeedSequence]
+
+    @classmethod
+    def from_scenario(cls, scenario: Scenario) -> Setup:
+        """Draw the layout, speeds, data and model from the scenario's root seed."""
+        root = np.random.SeedSequence(scenario.seed)
+        layout_seq, speed_seq, learner_seq, radio_seq = root.spawn(4)
+        up_seq, down_seq = radio_seq.spawn(2)
+        layout = build_layout(scenario.topology, np.random.default_rng(layout_seq))
+        low, high = scenario.compute.device_flops_per_s
+        flops_per_s = np.random.default_rng(speed_seq).uniform(low, high, layout.n_devices)
+        learner = make_learner(scenario, learner_seq, layout.n_devices)
+        return cls(scenario, layout, flops_per_s, learner, (up_seq, down_seq))
+
+    def nodes_table(self) -> np.ndarray:
+        """``/nodes`` rows: devices, then edges, then the cloud."""
+        layout = self.layout
+        n_dev, n_edge = layout.n_devices, layout.n_edges
+        rows = np.zeros(n_dev + n_edge + 1, TABLES["nodes"])
+        rows["id"] = np.arange(len(rows))
+        rows["kind"][:n_dev] = NODE_KINDS.index("device")
+        rows["kind"][n_dev:-1] = NODE_KINDS.index("edge")
+        rows["kind"][-1] = NODE_KINDS.index("cloud")
+        rows["x_m"][:n_dev], rows["y_m"][:n_dev] = layout.device_xy.T
+        rows["x_m"][n_dev:-1], rows["y_m"][n_dev:-1] = layout.edge_xy.T
+        rows["edge"] = -1
+        rows["edge"][:n_dev] = n_dev + layout.device_edge
+        rows["flops_per_s"][:n_dev] = self.device_flops_per_s
+        rows["n_samples"][:n_dev] = self.learner.n_samples
+        return rows
+
+    def simulate(self, scheme: SchemeConfig, sink: Sink, progress: bool = False) -> World:
+        """Run one scheme on a fresh world (same seeds as every other scheme); return the world."""
+        self.learner.reset()
+        radio_rngs = (np.random.default_rng(self.radio_seeds[0]), np.random.default_rng(self.radio_seeds[1]))
+        world = World(self.scenario, self.layout, self.device_flops_per_s, self.learner, radio_rngs, scheme.name, sink)
+        with tqdm(total=self.scenario.rounds, desc=f"{scheme.name:>12}", unit="round", disable=not progress) as bar:
+            world.on_round_done = lambda _r: bar.update()
+            world.record_initial_metrics()
+            world.env.run(until=world.env.process(scheme_process(world, scheme)))
+        sink("ledger", world.ledger())
+        return world
+
+
+def run_scenario(
+    scenario: Scenario,
+    out: str | os.PathLike[str] | None,
+    force: bool = False,
+    progress: bool = True,
+) -> RunResult:
+    """Run every scheme of ``scenario``; write ``out`` (HDF5) if given; return the tables.
+
+    The output file is created before any work (so a name clash fails fast),
+    flushed after every round, and marked complete at the end.
+    """
+    writer = None
+    if out is not None:
+        versions = package_versions()
+        meta = {
+            "scenario": scenario.model_dump(mode="json"),
+            "seed": scenario.seed,
+            "versions": versions,
+            "schemes": [s.name for s in scenario.schemes],
+            "hffm_version": versions["hffm"],
+        }
+        writer = RunWriter(Path(out), meta=meta, force=force)
+    result = RunResult()
+
+    def sink(table: str, rows: np.ndarray) -> None:
+        result.add(table, rows)
+        if writer is not None:
+            writer.append(table, rows)
+            if table == "rounds":
+                writer.flush()
+
+    try:
+        setup = Setup.from_scenario(scenario)
+        sink("nodes", setup.nodes_table())
+        for scheme in scenario.schemes:
+            setup.simulate(scheme, sink, progress)
+    except BaseException:
+        if writer is not None:
+            writer.close(complete=False)
+        raise
+    if writer is not None:
+        writer.close(complete=True)
+    return result

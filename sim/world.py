@@ -1,0 +1,269 @@
+"""The simulated world of one scheme: SimPy clock, nodes, media, and the actions protocols call.
+
+Node ids: devices ``0..N-1``, edge servers ``N..N+M-1``, the cloud ``N+M``.
+Every action is a generator used with ``yield from`` inside a protocol
+process; it advances the clock and logs one event row per charged node (see
+:mod:`traces.schema`). Rows go to a ``sink(table, rows)`` (the trace-source
+idea of ns-3: the world never writes files).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import simpy
+
+from channels import compute_time_s, cycles_for_flops, energy_dvfs_j, energy_power_time_j, radio_energy_j
+from sim.learner import NetworkOnlyLearner, State, Update
+from sim.media import BroadcastChannel, SharedCell, WiredLink
+from sim.radio import RadioMedium
+from sim.scenario import Scenario
+from traces.schema import CATEGORIES, ENERGY_CATEGORIES, EVENT_KINDS, OUTCOMES, ROLES, TABLES
+
+Sink = Callable[[str, np.ndarray], None]
+MODEL_MODULE = "model"
+
+_KIND = {k: i for i, k in enumerate(EVENT_KINDS)}
+_ROLE = {r: i for i, r in enumerate(ROLES)}
+_OK = OUTCOMES.index("ok")
+_UP_KINDS = np.array([_KIND[k] for k in ("uplink", "backhaul_up", "wan_up")])
+_DOWN_KINDS = np.array([_KIND[k] for k in ("downlink", "backhaul_down", "wan_down")])
+_CATEGORY_KINDS = {c: np.array([_KIND[k] for k, v in ENERGY_CATEGORIES.items() if v == c]) for c in CATEGORIES}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where nodes are: edge and device positions (m) and each device's edge index."""
+
+    edge_xy: np.ndarray
+    device_xy: np.ndarray
+    device_edge: np.ndarray
+
+    @property
+    def n_devices(self) -> int:
+        return len(self.device_xy)
+
+    @property
+    def n_edges(self) -> int:
+        return len(self.edge_xy)
+
+
+@dataclass(frozen=True)
+class Edge:
+    """An edge server with its cell (shared uplink, broadcast downlink) and backhaul to the cloud."""
+
+    id: int
+    index: int
+    devices: tuple[int, ...]
+    uplink: SharedCell
+    downlink: BroadcastChannel
+    backhaul: WiredLink
+
+
+class World:
+    """Nodes, media and ledger of one scheme on one SimPy clock.
+
+    Args:
+        scenario: the validated scenario.
+        layout: node positions.
+        device_flops_per_s: each device's training throughput.
+        learner: trains, aggregates and evaluates.
+        radio_rngs: generators for the uplink and downlink media (fresh per scheme).
+        scheme: name written in every row.
+        sink: receives finished rows per table.
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        layout: Layout,
+        device_flops_per_s: np.ndarray,
+        learner: NetworkOnlyLearner,
+        radio_rngs: tuple[np.random.Generator, np.random.Generator],
+        scheme: str,
+        sink: Sink,
+    ) -> None:
+        self.env = simpy.Environment()
+        self.scenario = scenario
+        self.layout = layout
+        self.learner = learner
+        self.scheme = scheme
+        self._scheme_bytes = scheme.encode()
+        self.sink = sink
+        self.device_flops_per_s = device_flops_per_s
+        n_dev = layout.n_devices
+        self.devices = range(n_dev)
+        self.cloud_id = n_dev + layout.n_edges
+        distances_m = np.linalg.norm(layout.device_xy - layout.edge_xy[layout.device_edge], axis=-1)
+        up_rng, down_rng = radio_rngs
+        self.uplink_medium = RadioMedium(scenario.uplink, distances_m, up_rng)
+        self.downlink_medium = RadioMedium(scenario.downlink, distances_m, down_rng)
+        self.edges = [
+            Edge(
+                id=n_dev + j,
+                index=j,
+                devices=tuple(int(d) for d in np.flatnonzero(layout.device_edge == j)),
+                uplink=SharedCell(self.env, self.uplink_medium, scenario.uplink.bandwidth_hz),
+                downlink=BroadcastChannel(self.env, self.downlink_medium, scenario.downlink.bandwidth_hz),
+                backhaul=WiredLink(self.env, scenario.backhaul.latency_s, scenario.backhaul.rate_bps),
+            )
+            for j in range(layout.n_edges)
+        ]
+        self.edge_of_device = [self.edges[int(j)] for j in layout.device_edge]
+        self.wan_link = WiredLink(self.env, scenario.wan.latency_s, scenario.wan.rate_bps)
+        self._ledger = np.zeros((self.cloud_id + 1, len(EVENT_KINDS), 4))
+        self._rows: dict[int, list[tuple]] = {}
+        self._reports: dict[int, list[Update]] = {}
+        self._last_round_end_s = 0.0
+        self.holders_per_round = 1
+        self.held_models: list[Update] = []
+        """The models held at the end of the last closed round (one per holder)."""
+        self.on_round_done: Callable[[int], None] = lambda _r: None
+
+    # ------------------------------------------------------------------ logging
+    def _log(
+        self, r: int, start_s: float, kind: str, role: str, node: int, peer: int, nbytes: int, energy_j: float
+    ) -> None:
+        row = (self._scheme_bytes, r, start_s, self.env.now - start_s, _KIND[kind], _ROLE[role], node, peer,
+               MODEL_MODULE, nbytes, energy_j, _OK)  # fmt: skip
+        self._rows.setdefault(r, []).append(row)
+
+    def message_bytes(self, state: State) -> int:
+        """Bytes on the air for one model message: tensors plus the per-message header."""
+        return self.learner.payload_bytes(state) + self.scenario.network.header_bytes
+
+    # ------------------------------------------------------------------ actions
+    def train(self, device: int, state: State, r: int) -> Generator[simpy.Event, object, Update]:
+        """Real local training now; the clock advances by FLOPs / device FLOP/s."""
+        update = self.learner.train(device, state)
+        flops = self.learner.train_flops()
+        flops_per_s = float(self.device_flops_per_s[device])
+        duration_s = float(compute_time_s(flops, flops_per_s))
+        start = self.env.now
+        yield self.env.timeout(duration_s)
+        self._log(r, start, "compute", "local", device, -1, 0, self._compute_energy_j(flops, flops_per_s, duration_s))
+        return update
+
+    def _compute_energy_j(self, flops: float, flops_per_s: float, duration_s: float) -> float:
+        c = self.scenario.compute
+        if c.energy_model == "dvfs":
+            cycles = cycles_for_flops(flops, c.flops_per_cycle)
+            return float(energy_dvfs_j(c.kappa, cycles, flops_per_s / c.flops_per_cycle))
+        return float(energy_power_time_j(c.device_power_w, duration_s))
+
+    def aggregate(self, node: int, updates: Sequence[Update], r: int) -> Generator[simpy.Event, object, Update]:
+        """Weighted averaging at a server; time = 2·n·params FLOPs / server FLOP/s."""
+        merged = self.learner.aggregate(updates)
+        flops = 2 * len(updates) * self.learner.parameter_count()
+        start = self.env.now
+        yield self.env.timeout(float(compute_time_s(flops, self.scenario.compute.server_flops_per_s)))
+        self._log(r, start, "aggregate", "local", node, -1, 0, 0.0)
+        return merged
+
+    def upload(self, device: int, update: Update, r: int) -> Generator[simpy.Event, object, None]:
+        """Device → its edge over the shared cell uplink."""
+        edge = self.edge_of_device[device]
+        nbytes = self.message_bytes(update.state)
+        start_s, end_s = yield edge.uplink.transfer(device, 8 * nbytes)
+        medium = self.uplink_medium
+        self._log(r, start_s, "uplink", "tx", device, edge.id, nbytes,
+                  float(radio_energy_j(medium.tx_energy_power_w, end_s - start_s)))  # fmt: skip
+        self._log(r, start_s, "uplink", "rx", edge.id, device, nbytes, 0.0)
+
+    def broadcast(self, edge: Edge, update: Update, r: int) -> Generator[simpy.Event, object, None]:
+        """Edge → all its devices, one broadcast at the worst device's rate."""
+        nbytes = self.message_bytes(update.state)
+        start_s, end_s = yield from edge.downlink.send(edge.devices, 8 * nbytes)
+        medium = self.downlink_medium
+        airtime_s = end_s - start_s
+        self._log(r, start_s, "downlink", "tx", edge.id, -1, nbytes,
+                  float(radio_energy_j(medium.tx_energy_power_w, airtime_s)))  # fmt: skip
+        rx_energy_j = float(radio_energy_j(medium.rx_power_w, airtime_s))
+        for device in edge.devices:
+            self._log(r, start_s, "downlink", "rx", device, edge.id, nbytes, rx_energy_j)
+
+    def _wired(
+        self, link: WiredLink, kind: str, sender: int, receiver: int, update: Update, r: int, power_w: float
+    ) -> Generator[simpy.Event, object, None]:
+        nbytes = self.message_bytes(update.state)
+        start = self.env.now
+        airtime_s = yield from link.send(8 * nbytes)
+        self._log(r, start, kind, "tx", sender, receiver, nbytes, float(radio_energy_j(power_w, airtime_s)))
+        self._log(r, start, kind, "rx", receiver, sender, nbytes, 0.0)
+
+    def backhaul(self, edge: Edge, update: Update, r: int, up: bool) -> Generator[simpy.Event, object, None]:
+        """Edge ↔ cloud over the edge's backhaul (latency + bits / rate)."""
+        power = self.scenario.backhaul.tx_power_w
+        if up:
+            yield from self._wired(edge.backhaul, "backhaul_up", edge.id, self.cloud_id, update, r, power)
+        else:
+            yield from self._wired(edge.backhaul, "backhaul_down", self.cloud_id, edge.id, update, r, power)
+
+    def wan(self, device: int, update: Update, r: int, up: bool) -> Generator[simpy.Event, object, None]:
+        """Device ↔ cloud over the wide-area link (star FL)."""
+        power = self.scenario.wan.tx_power_w
+        if up:
+            yield from self._wired(self.wan_link, "wan_up", device, self.cloud_id, update, r, power)
+        else:
+            yield from self._wired(self.wan_link, "wan_down", self.cloud_id, device, update, r, power)
+
+    # ------------------------------------------------------------------ rounds
+    def report(self, r: int, update: Update) -> None:
+        """A model holder (edge or cloud) finished round ``r`` holding ``update``."""
+        reports = self._reports.setdefault(r, [])
+        reports.append(update)
+        if len(reports) == self.holders_per_round:
+            self._close_round(r, self._reports.pop(r))
+
+    def record_initial_metrics(self) -> None:
+        """Metrics of the initial model at t = 0 (round 0)."""
+        self._write_metrics(0, [Update(self.learner.initial_state, 1)])
+
+    def _write_metrics(self, r: int, updates: Sequence[Update]) -> None:
+        results = self.learner.evaluate(updates)
+        rows = np.zeros(len(results), TABLES["metrics"])
+        for i, (task, (loss, acc)) in enumerate(sorted(results.items())):
+            rows[i] = (self._scheme_bytes, r, self.env.now, task, loss, acc)
+        self.sink("metrics", rows)
+
+    def _close_round(self, r: int, updates: list[Update]) -> None:
+        self.held_models = updates
+        events = np.array(self._rows.pop(r, []), dtype=TABLES["events"])
+        self.sink("events", events)
+        row = np.zeros(1, TABLES["rounds"])[0]
+        row["scheme"], row["round"], row["t_end_s"] = self._scheme_bytes, r, self.env.now
+        row["latency_s"] = self.env.now - self._last_round_end_s
+        self._last_round_end_s = self.env.now
+        row["cloud_aggregation"] = np.any(events["kind"] == _KIND["backhaul_up"]) or np.any(
+            events["kind"] == _KIND["wan_up"]
+        )
+        tx, rx = events["role"] == _ROLE["tx"], events["role"] == _ROLE["rx"]
+        row["bytes_up"] = events["bytes"][tx & np.isin(events["kind"], _UP_KINDS)].sum()
+        row["bytes_down"] = events["bytes"][rx & np.isin(events["kind"], _DOWN_KINDS)].sum()
+        for category, kinds in _CATEGORY_KINDS.items():
+            row[f"energy_{category}_j"] = events["energy_j"][np.isin(events["kind"], kinds)].sum()
+        row["energy_total_j"] = events["energy_j"].sum()
+        self.sink("rounds", np.array([row]))
+        self._add_to_ledger(events)
+        if r % self.scenario.training.eval_every == 0 or r == self.scenario.rounds:
+            self._write_metrics(r, updates)
+        self.on_round_done(r)
+
+    def _add_to_ledger(self, events: np.ndarray) -> None:
+        index = (events["node"], events["kind"])
+        tx = events["role"] == _ROLE["tx"]
+        np.add.at(self._ledger[..., 0], index, np.where(tx, events["bytes"], 0))
+        np.add.at(self._ledger[..., 1], index, np.where(events["role"] == _ROLE["rx"], events["bytes"], 0))
+        np.add.at(self._ledger[..., 2], index, events["energy_j"])
+        np.add.at(self._ledger[..., 3], index, events["duration_s"])
+
+    def ledger(self) -> np.ndarray:
+        """Totals per node × event kind over the closed rounds (``/ledger`` rows)."""
+        nodes, kinds = np.nonzero(self._ledger.any(axis=-1))
+        rows = np.zeros(len(nodes), TABLES["ledger"])
+        rows["scheme"], rows["node"], rows["kind"] = self._scheme_bytes, nodes, kinds
+        for i, field in enumerate(("bytes_tx", "bytes_rx", "energy_j", "busy_s")):
+            rows[field] = self._ledger[nodes, kinds, i]
+        return rows
