@@ -1,0 +1,62 @@
+"""Where the run time of a scenario goes: torch training steps vs everything else.
+
+    .venv/bin/python benchmarks/overhead.py [PRESET] [--set key=value ...]
+
+Times every call of the learner's train / aggregate / evaluate with a host
+clock (host time is a performance figure only, never a simulated quantity) and
+prints the share of run time spent outside training steps, and the share of
+the simulator proper (SimPy, media, logging, recording) after also removing
+evaluation and aggregation maths.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sim.learner import TorchLearner
+from sim.runner import run_scenario
+from sim.scenario import load_scenario
+
+
+def timed(table: dict[str, float], name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            table[name] += time.perf_counter() - start
+
+    return wrapper
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scenario", nargs="?", default="paper")
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    args = parser.parse_args()
+    scenario = load_scenario(args.scenario, args.overrides)
+    spent: dict[str, float] = defaultdict(float)
+    for name in ("train", "aggregate", "evaluate"):
+        setattr(TorchLearner, name, timed(spent, name, getattr(TorchLearner, name)))
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        run_scenario(scenario, Path(tmp) / "run.h5", progress=False)
+        total = time.perf_counter() - start
+    simulator = total - sum(spent.values())
+    print(f"scenario {scenario.name}: {len(scenario.schemes)} schemes x {scenario.rounds} rounds")
+    print(f"total run time            {total:8.2f} s")
+    for name in ("train", "evaluate", "aggregate"):
+        print(f"  {name:<24}{spent[name]:8.2f} s  ({100 * spent[name] / total:5.1f} %)")
+    print(f"  simulator + setup       {simulator:8.2f} s  ({100 * simulator / total:5.1f} %)")
+    print(f"outside training steps: {100 * (total - spent['train']) / total:.1f} % of run time")
+    print(f"simulator proper (SimPy, media, logging, HDF5, setup): {100 * simulator / total:.1f} %")
+
+
+if __name__ == "__main__":
+    main()
