@@ -1,21 +1,36 @@
-"""Wireless channel and energy models (numpy, vectorized over links; no SimPy, torch or h5py).
+"""Wireless channel and energy models: numpy only, vectorized over links (no SimPy, torch or h5py).
 
-The chain: geometry → path loss (+ shadowing, LOS state) → fading → SNR → rate
-→ airtime → energy.
+The chain, one module per step, SI units throughout (dB/dBm only in names
+that say so, converted in :mod:`channels.units`):
+
+1. :mod:`~channels.geometry` — positions → distances (``clustered_layout``, ``distance_m``);
+2. :mod:`~channels.pathloss` — distance → large-scale gain in dB (``LogDistance``,
+   ``FreeSpace``, ``TR38901`` with LOS probability and shadowing);
+3. :mod:`~channels.fading` — small-scale power gain |h|², mean 1 (``BlockFading``);
+4. :mod:`~channels.link` — gain → SNR against thermal noise → rate (Shannon,
+   attenuated Shannon, CQI table) → airtime → radio energy;
+5. :mod:`~channels.compute` — FLOPs → compute time and energy.
+
+Example, the HF-FM prototype's uplink (β0 = −30 dB, α = 3, 1 W, 1 MHz, no
+fading) for a 6 MB model from 100 m and 1 km:
 
     >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
     >>> d_m = np.array([100.0, 1000.0])
-    >>> gain = db_to_linear(-LogDistance(-30.0, 3.0).path_loss_db(d_m))   # the HF-FM prototype's uplink
-    >>> snr = snr_linear(dbm_to_w(30.0), gain, noise_power_w(1e6))
+    >>> gain = db_to_linear(LogDistance(-30.0, 3.0).gain_db(d_m, rng))
+    >>> snr = snr_linear(dbm_to_w(30.0), gain * fading_power_gain("none", 2, rng), noise_power_w(1e6))
     >>> rate = shannon_rate_bps(1e6, snr)
-    >>> np.round(airtime_s(48e6, rate), 2)                                  # a 6 MB model
+    >>> np.round(airtime_s(48e6, rate), 2)
     array([2.68, 6.02])
+    >>> np.round(radio_energy_j(0.6, airtime_s(48e6, rate)), 2)
+    array([1.61, 3.61])
 """
 
 from channels.compute import compute_time_s, cycles_for_flops, energy_dvfs_j, energy_power_time_j
 from channels.fading import BlockFading, fading_power_gain
 from channels.geometry import clustered_layout, distance_3d_m, distance_m
 from channels.link import (
+    CQI_EFFICIENCY_BPS_HZ,
     MCS_TABLE_CQI,
     airtime_s,
     attenuated_shannon_rate_bps,
@@ -37,6 +52,7 @@ from channels.pathloss import (
 from channels.units import SPEED_OF_LIGHT_M_S, db_to_linear, dbm_to_w, linear_to_db, w_to_dbm
 
 __all__ = [
+    "CQI_EFFICIENCY_BPS_HZ",
     "MCS_TABLE_CQI",
     "SPEED_OF_LIGHT_M_S",
     "TR38901",

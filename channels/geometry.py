@@ -1,27 +1,60 @@
-"""Distances and node layouts (positions in metres on a plane)."""
+"""Distances and node layouts (positions in metres on a plane).
+
+    >>> distance_m([0.0, 0.0], [3.0, 4.0])
+    5.0
+    >>> distance_3d_m(40.0, 31.5, 1.5)
+    50.0
+"""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-
-def distance_m(a_xy: ArrayLike, b_xy: ArrayLike) -> np.ndarray:
-    """Euclidean distance between points of shape (..., 2), broadcasting over leading dims."""
-    diff = np.asarray(a_xy, dtype=float) - np.asarray(b_xy, dtype=float)
-    return np.sqrt(np.sum(diff * diff, axis=-1))
+from channels._validate import as_float_array, nonnegative, scalar_or_array
 
 
-def distance_3d_m(d_2d_m: ArrayLike, h_a_m: float, h_b_m: float) -> np.ndarray:
-    """d_3D = sqrt(d_2D² + (h_a − h_b)²) (3GPP TR 38.901 Fig. 7.4.1-1)."""
-    d = np.asarray(d_2d_m, dtype=float)
-    return np.sqrt(d * d + (h_a_m - h_b_m) ** 2)
+def distance_m(a_xy: ArrayLike, b_xy: ArrayLike) -> float | np.ndarray:
+    """Euclidean distance ‖a − b‖₂ between points of shape (..., 2), broadcasting over leading dims.
+
+    Example: ``distance_m(devices[:, None, :], edges[None, :, :])`` is the
+    (n_devices, n_edges) distance matrix.
+
+    Raises:
+        ValueError: the last axis of ``a_xy`` or ``b_xy`` is not of length 2.
+    """
+    a = as_float_array(a_xy, "a_xy")
+    b = as_float_array(b_xy, "b_xy")
+    for name, p in (("a_xy", a), ("b_xy", b)):
+        if p.ndim == 0 or p.shape[-1] != 2:
+            raise ValueError(f"{name} must have shape (..., 2), got {p.shape}")
+    diff = a - b
+    return scalar_or_array(np.sqrt(np.sum(diff * diff, axis=-1)))
 
 
-def _uniform_in_disc(rng: np.random.Generator, centres: np.ndarray, radius_m: float) -> np.ndarray:
-    """Points uniform over discs: r = R·sqrt(u), θ uniform (area-uniform)."""
-    r = radius_m * np.sqrt(rng.random(len(centres)))
-    theta = rng.uniform(0.0, 2 * np.pi, len(centres))
+def distance_3d_m(d_2d_m: ArrayLike, h_a_m: float, h_b_m: float) -> float | np.ndarray:
+    """d_3D = sqrt(d_2D² + (h_a − h_b)²) (3GPP TR 38.901 Fig. 7.4.1-1, d_3D from d_2D, h_BS, h_UT).
+
+    Raises:
+        ValueError: a negative 2D distance or antenna height.
+    """
+    d = nonnegative(d_2d_m, "d_2d_m")
+    h_a = float(nonnegative(h_a_m, "h_a_m"))
+    h_b = float(nonnegative(h_b_m, "h_b_m"))
+    return scalar_or_array(np.sqrt(d * d + (h_a - h_b) ** 2))
+
+
+def _uniform_in_discs(rng: np.random.Generator, centres: np.ndarray, radius_m: float) -> np.ndarray:
+    """One point uniform over the disc of ``radius_m`` around each centre.
+
+    Area-uniform sampling: r = R·sqrt(u), θ = 2π·v with u, v ~ U(0, 1)
+    (inverse-CDF of the radial density 2r/R²).
+    """
+    n = len(centres)
+    r = radius_m * np.sqrt(rng.random(n))
+    theta = 2.0 * np.pi * rng.random(n)
     return centres + np.stack([r * np.cos(theta), r * np.sin(theta)], axis=-1)
 
 
@@ -35,40 +68,76 @@ def clustered_layout(
     device_radius_m: float,
     max_tries: int = 10_000,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The HF-FM prototype's layout (arXiv 2509.03695): edges, then device clusters around them.
+    """The HF-FM prototype's layout (arXiv 2509.03695): edge servers, then a device cluster per edge.
 
-    Edge servers are uniform in the ``area_m`` square and at least
-    ``min_edge_separation_m`` apart (rejection sampling, one edge at a time);
-    each edge's cluster centre is uniform within ``cluster_center_radius_m`` of
-    it; its devices are uniform within ``device_radius_m`` of the centre;
-    positions are clipped into the area. Device i belongs to edge
-    ``i // devices_per_edge``.
+    1. Edge servers uniform in the ``area_m`` × ``area_m`` square, at least
+       ``min_edge_separation_m`` apart: rejection sampling, one candidate at a
+       time, each accepted if it is far enough from every edge placed so far.
+    2. Each edge's cluster centre uniform over the disc of
+       ``cluster_center_radius_m`` around the edge (r = R·sqrt(u)).
+    3. Each device uniform over the disc of ``device_radius_m`` around its
+       cluster centre.
+    4. Centres and devices clipped into the square. Clipping is a projection
+       onto a convex set containing the edge, so it never moves a point
+       farther from its edge or centre: the radii still hold after clipping.
+
+    Device i belongs to edge ``i // devices_per_edge``. Only ``rng`` is used,
+    so the layout is a deterministic function of its state.
+
+    The paper's prototype: ``n_edges=10, devices_per_edge=4, area_m=5000,
+    min_edge_separation_m=500, cluster_center_radius_m=1000, device_radius_m=500``.
 
     Returns:
-        ``(edge_xy (M, 2), device_xy (M·K, 2), device_edge (M·K,))``.
+        ``edge_xy`` (n_edges, 2), ``device_xy`` (n_edges·devices_per_edge, 2),
+        ``device_edge`` (n_edges·devices_per_edge,) int — positions in m.
 
     Raises:
-        ValueError: the edges cannot be placed with that separation within ``max_tries``.
+        ValueError: a bad argument, or the edges cannot be placed
+            ``min_edge_separation_m`` apart within ``max_tries`` candidates
+            (immediately when discs of that diameter cannot fit at all).
+
+    >>> e, d, k = clustered_layout(np.random.default_rng(0), 10, 4, 5000.0, 500.0, 1000.0, 500.0)
+    >>> e.shape, d.shape, k[:6].tolist()
+    ((10, 2), (40, 2), [0, 0, 0, 0, 1, 1])
     """
-    if n_edges < 1 or devices_per_edge < 1:
-        raise ValueError("n_edges and devices_per_edge must be at least 1")
-    if area_m <= 0:
+    for name, value in (("n_edges", n_edges), ("devices_per_edge", devices_per_edge), ("max_tries", max_tries)):
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not area_m > 0:
         raise ValueError(f"area_m must be positive, got {area_m}")
-    edges: list[np.ndarray] = []
-    tries = 0
-    while len(edges) < n_edges:
-        tries += 1
-        if tries > max_tries:
-            raise ValueError(
-                f"cannot place {n_edges} edges {min_edge_separation_m} m apart in a {area_m} m square "
-                f"within {max_tries} tries"
-            )
+    for name, value in (
+        ("min_edge_separation_m", min_edge_separation_m),
+        ("cluster_center_radius_m", cluster_center_radius_m),
+        ("device_radius_m", device_radius_m),
+    ):
+        if not value >= 0:
+            raise ValueError(f"{name} must be non-negative, got {value}")
+    n_edges, devices_per_edge = int(n_edges), int(devices_per_edge)
+    sep = float(min_edge_separation_m)
+    # Necessary condition: discs of diameter `sep` around the edges are disjoint
+    # and lie inside the square grown by sep/2 on every side.
+    if n_edges * math.pi * sep**2 / 4.0 > (area_m + sep) ** 2:
+        raise ValueError(
+            f"cannot place {n_edges} edges {sep} m apart in a {area_m} m square: "
+            f"their separation discs do not fit (reduce n_edges or min_edge_separation_m)"
+        )
+    edge_xy = np.empty((n_edges, 2))
+    placed = 0
+    for _ in range(int(max_tries)):
         candidate = rng.uniform(0.0, area_m, 2)
-        if all(np.hypot(*(candidate - e)) >= min_edge_separation_m for e in edges):
-            edges.append(candidate)
-    edge_xy = np.array(edges)
-    centres = np.clip(_uniform_in_disc(rng, edge_xy, cluster_center_radius_m), 0.0, area_m)
+        if placed == 0 or np.min(np.hypot(*(edge_xy[:placed] - candidate).T)) >= sep:
+            edge_xy[placed] = candidate
+            placed += 1
+            if placed == n_edges:
+                break
+    else:
+        raise ValueError(
+            f"cannot place {n_edges} edges {sep} m apart in a {area_m} m square within "
+            f"max_tries={max_tries} candidates (placed {placed}); reduce n_edges or "
+            f"min_edge_separation_m, or raise max_tries"
+        )
+    centres = np.clip(_uniform_in_discs(rng, edge_xy, float(cluster_center_radius_m)), 0.0, area_m)
     device_centres = np.repeat(centres, devices_per_edge, axis=0)
-    device_xy = np.clip(_uniform_in_disc(rng, device_centres, device_radius_m), 0.0, area_m)
+    device_xy = np.clip(_uniform_in_discs(rng, device_centres, float(device_radius_m)), 0.0, area_m)
     device_edge = np.repeat(np.arange(n_edges), devices_per_edge)
     return edge_xy, device_xy, device_edge
