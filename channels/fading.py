@@ -1,11 +1,13 @@
 """Small-scale fading power gains |h|² with E[|h|²] = 1, and block fading over time.
 
-* Rayleigh: h ~ CN(0, 1), so |h|² ~ Exp(1) (Goldsmith 2005 §3.2.1, eq. 3.33).
+* Rayleigh: h ~ CN(0, 1), so |h|² ~ Exp(1) (Goldsmith, *Wireless
+  Communications*, 2005, §3.2.1).
 * Rician with K-factor K (linear): h = sqrt(K/(K+1)) + sqrt(1/(K+1))·CN(0, 1),
-  i.e. a LOS component of power K/(K+1) plus scattered power 1/(K+1)
-  (Goldsmith 2005 §3.2.1, eq. 3.37 with Ω = 1). K → ∞ gives |h|² → 1, K = 0 is Rayleigh.
+  i.e. a LOS component of power K/(K+1) plus scattered power 1/(K+1), total
+  mean power Ω = 1 (Goldsmith 2005 §3.2.1). K → ∞ gives |h|² → 1, K = 0 is Rayleigh.
 * Block fading: the gain stays constant over a coherence interval T_c and is
-  redrawn independently in the next one (Tse & Viswanath 2005 §5.4.5).
+  redrawn independently in the next one (the block-fading channel of
+  Biglieri, Proakis & Shamai, "Fading channels", IEEE Trans. IT, 1998).
 
     >>> g = fading_power_gain("rayleigh", 100_000, np.random.default_rng(1))
     >>> round(float(g.mean()), 2)

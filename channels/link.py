@@ -22,8 +22,9 @@ def noise_power_w(
 ) -> float | np.ndarray:
     """Thermal noise power N = N0 + 10·log10(B) + NF (dBm), returned in W.
 
-    N0 = −174 dBm/Hz is k·T0 at T0 = 290 K (k = 1.380649e−23 J/K gives
-    −173.98 dBm/Hz; ITU-R P.372, 3GPP TR 38.901 §7.8 evaluation assumptions).
+    N0 = −174 dBm/Hz is the thermal noise density k·T0 at the reference
+    temperature T0 = 290 K of ITU-R P.372 (k = 1.380649e−23 J/K gives
+    −173.98 dBm/Hz); NF is the receiver noise figure.
     At B = 1 MHz and NF = 0 dB: −114 dBm ≈ 3.98e−15 W.
 
     Raises:

@@ -44,12 +44,12 @@ def _shadowing_db(rng: np.random.Generator, std_db: np.ndarray | float, shape: t
 
 @dataclass(frozen=True)
 class LogDistance:
-    """Simplified log-distance model: gain_dB = β0 − 10·α·log10(d / d0) (Goldsmith 2005, eq. 2.39).
+    """Simplified log-distance model: gain_dB = β0 − 10·α·log10(d / d0) (Goldsmith 2005, §2.6).
 
     In linear terms g = β0·(d/d0)^−α; the HF-FM prototype uses β0 = −30 dB at
     d0 = 1 m and α = 3. The model holds for d ≥ d0: shorter distances are
     clipped to d0, so the gain never exceeds β0. The LOS argument is ignored.
-    Optional log-normal shadowing with ``shadowing_std_db`` (Goldsmith §2.7).
+    Optional log-normal shadowing with ``shadowing_std_db`` (Goldsmith 2005, §2.7).
 
     Attributes:
         ref_gain_db: β0, the gain at ``ref_distance_m`` (dB, negative = loss).
@@ -85,7 +85,7 @@ class LogDistance:
 
 @dataclass(frozen=True)
 class FreeSpace:
-    """Friis free-space loss FSPL = 20·log10(4π·d·f / c) dB (Friis 1946; ITU-R P.525-4 eq. 4 in SI units).
+    """Friis free-space loss FSPL = 20·log10(4π·d·f / c) dB (Friis 1946; ITU-R P.525 in SI units).
 
     ``d`` is the link distance as given (no antenna heights). Valid in the far
     field (d ≫ λ = c/f); the LOS argument is ignored. Optional log-normal
@@ -182,7 +182,7 @@ _SIGMA_SF_DB: dict[tuple[str, bool], float] = {
 }  # fmt: skip
 _MIN_D2D_M = {"UMa": 10.0, "UMi": 10.0}  # outdoor: 10 m ≤ d_2D
 _MIN_D3D_M = {"InH": 1.0}  # indoor: 1 m ≤ d_3D
-_H_E_M = 1.0  # environment height h_E (Table 7.4.1-1 Note 1 for UMa, Note 5 for UMi)
+_H_E_M = 1.0  # environment height h_E (Table 7.4.1-1 notes; see TR38901 docstring)
 
 
 @dataclass(frozen=True)
@@ -209,7 +209,7 @@ class TR38901:
       LOS:  PL = 32.4 + 17.3·log10(d_3D) + 20·log10(f_c);                σ_SF = 3 dB.
       NLOS: PL = max(PL_LOS, PL'), PL' = 38.3·log10(d_3D) + 17.30 + 24.9·log10(f_c);  σ_SF = 8.03 dB.
 
-    Breakpoint (Notes 1 and 5): d'_BP = 4·h'_BS·h'_UT·f_c / c with f_c in Hz
+    Breakpoint (Table 7.4.1-1, Note 1): d'_BP = 4·h'_BS·h'_UT·f_c / c with f_c in Hz
     and effective heights h' = h − h_E. We use h_E = 1 m for both UMa and UMi.
     For UMi that is the table's value. For UMa it simplifies Note 1, where h_E
     is random: 1 m with probability 1/(1 + C(d_2D, h_UT)), otherwise drawn from
@@ -253,7 +253,7 @@ class TR38901:
             if not self.h_ut_m > _H_E_M or not self.bs_height_m > _H_E_M:
                 raise ValueError(
                     f"{self.scenario} needs h_ut_m and h_bs_m above h_E = 1 m for the breakpoint distance "
-                    f"(Table 7.4.1-1 note 1; spec range 1.5 m ≤ h_UT ≤ 22.5 m), got h_ut_m={self.h_ut_m}, "
+                    f"(Table 7.4.1-1, Note 1; spec range 1.5 m ≤ h_UT ≤ 22.5 m), got h_ut_m={self.h_ut_m}, "
                     f"h_bs_m={self.bs_height_m}"
                 )
         if self.scenario == "UMa" and self.h_ut_m > 23.0:
@@ -265,7 +265,7 @@ class TR38901:
         return _DEFAULT_H_BS_M[self.scenario] if self.h_bs_m is None else float(self.h_bs_m)
 
     def breakpoint_m(self) -> float:
-        """d'_BP = 4·(h_BS − h_E)·(h_UT − h_E)·f_c / c with h_E = 1 m (Table 7.4.1-1 notes 1, 5); f_c in Hz."""
+        """d'_BP = 4·(h_BS − h_E)·(h_UT − h_E)·f_c / c with h_E = 1 m (Table 7.4.1-1, Note 1); f_c in Hz."""
         return 4.0 * (self.bs_height_m - _H_E_M) * (self.h_ut_m - _H_E_M) * self.carrier_hz / SPEED_OF_LIGHT_M_S
 
     def shadowing_std_db(self, los: bool) -> float:

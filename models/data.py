@@ -1,7 +1,7 @@
 """Embedded multi-modal multi-task (M3T) dataset, generated in code from a seed.
 
-Each sample is a scene: a 3×16×16 **image** of one coloured shape (square,
-circle, triangle or cross; red, green, blue or yellow) at a random position and
+Each sample is a scene: a 3×16×16 **image** of one coloured shape (hollow
+square, disc, triangle or cross; red, green, blue or yellow) at a random position and
 size over noise; a 6-token **question** about it; and a 32-step **sensor**
 series whose waveform encodes an activity. Tasks:
 
@@ -68,13 +68,13 @@ class M3TData:
 
 
 def _shape_masks(rng: np.random.Generator, n: int) -> np.ndarray:
-    """(4, n, 16, 16) boolean masks of square, circle, triangle and cross per sample."""
+    """(4, n, 16, 16) boolean masks of (hollow) square, (filled) circle, triangle and cross per sample."""
     yy, xx = np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE].astype(float)
-    cx = rng.uniform(5.0, 10.0, (n, 1, 1))
-    cy = rng.uniform(5.0, 10.0, (n, 1, 1))
-    s = rng.uniform(2.8, 4.5, (n, 1, 1))
+    cx = rng.uniform(6.5, 8.5, (n, 1, 1))
+    cy = rng.uniform(6.5, 8.5, (n, 1, 1))
+    s = rng.uniform(4.0, 5.5, (n, 1, 1))
     dx, dy = np.abs(xx - cx), np.abs(yy - cy)
-    square = (dx <= s * 0.8) & (dy <= s * 0.8)
+    square = (np.maximum(dx, dy) <= s * 0.85) & (np.maximum(dx, dy) >= s * 0.85 - 1.5)  # hollow frame
     circle = dx**2 + dy**2 <= s**2
     top = cy - s
     triangle = (yy >= top) & (yy <= cy + s) & (dx <= (yy - top) * 0.55)

@@ -42,23 +42,26 @@ class ModelConfig:
     lora_alpha: float = 8.0
     lora_targets: tuple[str, ...] = ("q", "v", "fc1", "fc2")
     patch: int = 4
+    stem_channels: int = 8
     sensor_patch: int = 4
 
 
 class ImageEncoder(nn.Module):
-    """Non-overlapping ``patch``×``patch`` RGB patches → Linear → d, plus learned positions."""
+    """3×3 conv stem (``stem_channels``), then ``patch``×``patch`` patches → Linear → d, plus positions."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.patch = cfg.patch
-        self.proj = nn.Linear(3 * cfg.patch * cfg.patch, cfg.d_model)
+        self.stem = nn.Conv2d(3, cfg.stem_channels, 3, padding=1)
+        self.proj = nn.Linear(cfg.stem_channels * cfg.patch * cfg.patch, cfg.d_model)
         self.pos = nn.Parameter(torch.randn((IMAGE_SIZE // cfg.patch) ** 2, cfg.d_model) * 0.02)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         p = self.patch
-        b = image.shape[0]
-        patches = image.unfold(2, p, p).unfold(3, p, p)  # b, 3, H/p, W/p, p, p
-        patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(b, -1, 3 * p * p)
+        features = torch.nn.functional.gelu(self.stem(image))
+        b, c = features.shape[:2]
+        patches = features.unfold(2, p, p).unfold(3, p, p)  # b, c, H/p, W/p, p, p
+        patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(b, -1, c * p * p)
         return self.proj(patches) + self.pos
 
 

@@ -2,6 +2,7 @@
 
     hffm run PRESET_OR_TOML [--set key=value ...] --out run.h5 [--force] [--quiet]
     hffm report run.h5 [--plot run.png] [--force]
+    hffm sweep PRESET_OR_TOML --grid key=v1,v2 [--grid ...] --out DIR [--repeats R] [--jobs N]
     hffm presets
 
 A user mistake (bad scenario, unknown preset, existing output, unreadable run
@@ -41,6 +42,15 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("run", help="HDF5 run file")
     report.add_argument("--plot", help="PNG to write (default: the run file with .png)")
     report.add_argument("--force", action="store_true", help="replace an existing PNG")
+    sweep = sub.add_parser("sweep", help="run a grid of overrides x seeded repeats, one HDF5 per point, CSV summary")
+    sweep.add_argument("scenario", help="preset name or .toml file")
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...", help="a swept key (repeatable)")
+    sweep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="a fixed override for every point (repeatable)")  # fmt: skip
+    sweep.add_argument("--out", required=True, help="directory of the runs and summary.csv")
+    sweep.add_argument("--repeats", type=int, default=1, help="seeds per point: seed, seed+1, ...")
+    sweep.add_argument("--jobs", type=int, default=1, help="worker processes")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     sub.add_parser("presets", help="list the shipped scenario presets")
     return parser
 
@@ -86,6 +96,15 @@ def _cmd_report(args: argparse.Namespace) -> None:
     print(f"plot: {plot}")
 
 
+def _cmd_sweep(args: argparse.Namespace) -> None:
+    from sim.sweep import parse_grid, run_sweep
+
+    summary = run_sweep(
+        args.scenario, args.overrides, parse_grid(args.grid), args.out, args.repeats, args.jobs, not args.quiet
+    )
+    print(f"summary: {summary}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``hffm`` console script; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -94,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             _cmd_run(args)
         elif args.command == "report":
             _cmd_report(args)
+        elif args.command == "sweep":
+            _cmd_sweep(args)
         else:
             print("\n".join(preset_names()))
     except (ScenarioError, UsageError, OutputExistsError, RunFileError) as exc:

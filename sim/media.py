@@ -65,14 +65,10 @@ class SharedCell:
         """Start sending ``bits`` on ``link``; the event fires when the last bit is delivered."""
         self._advance()
         now = self.env.now
-        flow = _Flow(link, bits, now, self.env.event(), self.medium.gain(link, now), self._block(now))
+        flow = _Flow(link, bits, now, self.env.event(), self.medium.gain(link, now), self.medium.block_index(now))
         self._flows.append(flow)
         self._reschedule()
         return flow.done
-
-    def _block(self, t_s: float) -> int:
-        coherence = self.medium.coherence_s
-        return -1 if coherence is None else math.floor(t_s / coherence)
 
     def _advance(self) -> None:
         """Deliver bits at the current rates up to now."""
@@ -90,7 +86,7 @@ class SharedCell:
             flow.done.succeed((flow.start_s, now))
         if not self._flows:
             return
-        block = self._block(now)
+        block = self.medium.block_index(now)
         share_hz = self.bandwidth_hz / len(self._flows)
         for flow in self._flows:
             if flow.block != block:

@@ -43,6 +43,10 @@ class RadioMedium:
             fading.kind, len(self.large_scale_gain), rng, fading.coherence_s, k_factor_db=fading.k_factor_db
         )
 
+    def block_index(self, t_s: float) -> int:
+        """Fading block containing ``t_s`` (−1 when fading is redrawn per transfer)."""
+        return self._fading.block_index(t_s)
+
     def gain(self, link: int, t_s: float) -> float:
         """Linear power gain of ``link`` at time ``t_s`` (large-scale × fading)."""
         return float(self.large_scale_gain[link] * self._fading.gain(link, t_s))

@@ -14,8 +14,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import numpy as np
-
 from traces import CATEGORIES, RunData
 
 
@@ -89,31 +87,12 @@ def plot_run(run: RunData, path: str | os.PathLike[str]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from sim import plots
+
     tasks = sorted({t.decode() for t in run.metrics["task"]})
-    n_panels = len(tasks) + 1
-    fig, axes = plt.subplots(1, n_panels, figsize=(4.2 * n_panels, 3.6), constrained_layout=True)
-    axes = np.atleast_1d(axes)
+    fig, axes = plots.figure(1, len(tasks) + 1)
     for ax, task in zip(axes, tasks):
-        for scheme in run.schemes:
-            m = run.scheme_rows("metrics", scheme)
-            m = m[m["task"] == task.encode()]
-            ax.plot(m["time_s"], 100 * m["accuracy"], marker=".", label=scheme)
-        ax.set_title(f"task: {task}")
-        ax.set_xlabel("simulated wall-clock (s)")
-        ax.set_ylabel("held-out accuracy (%)")
-        ax.grid(alpha=0.3)
-    if tasks:
-        axes[0].legend(fontsize=8)
-    summaries = summarize(run)
-    ax = axes[-1]
-    bottom = np.zeros(len(summaries))
-    for category in CATEGORIES:
-        values = np.array([s.energy_by_category_j[category] for s in summaries])
-        ax.bar([s.scheme for s in summaries], values, bottom=bottom, label=category)
-        bottom += values
-    ax.set_title("energy per round")
-    ax.set_ylabel("energy (J)")
-    ax.tick_params(axis="x", rotation=30)
-    ax.legend(fontsize=8)
+        plots.accuracy_vs_time(run, task, ax)
+    plots.energy_breakdown(run, axes[-1])
     fig.savefig(path, dpi=120)
     plt.close(fig)

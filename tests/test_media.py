@@ -67,9 +67,9 @@ def test_two_flows_share_then_the_survivor_takes_the_band() -> None:
 
 
 def test_late_joiner_slows_the_first_flow() -> None:
-    (_, e1), (s2, e2) = run_flows(medium([500.0, 500.0]), [8e6, 1e6], starts=[0.0, 0.5])
+    (_, e1), (s2, e2) = run_flows(medium([500.0, 500.0]), [40e6, 1e6], starts=[0.0, 0.5])
     full, half = shannon_bps(4e6, gain(500.0)), shannon_bps(2e6, gain(500.0))
-    left_after_join = 8e6 - full * 0.5
+    left_after_join = 40e6 - full * 0.5
     t2 = 0.5 + 1e6 / half
     assert s2 == 0.5 and e2 == pytest.approx(t2, rel=1e-12)
     assert e1 == pytest.approx(t2 + (left_after_join - half * (t2 - 0.5)) / full, rel=1e-12)

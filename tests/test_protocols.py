@@ -80,7 +80,7 @@ def final_models(scenario_overrides: list[str], scheme: SchemeConfig) -> list[di
 def assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
     assert a.keys() == b.keys()
     for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-4)  # float32 summation order differs
 
 
 def test_hierarchical_with_period_one_equals_star_fedavg() -> None:
@@ -103,14 +103,15 @@ def test_edge_only_with_one_edge_equals_fedavg() -> None:
 
 
 def test_training_learns_well_above_chance() -> None:
-    scenario = load_scenario("small", ["rounds=8", "schemes=[{name=\"star\", protocol=\"star\"}]"])
+    scenario = load_scenario("small", ["schemes=[{name=\"star\", protocol=\"star\"}]"])
     metrics = run_scenario(scenario, None, progress=False).table("metrics")
     first = {m["task"].decode(): m["accuracy"] for m in metrics[metrics["round"] == 0]}
-    last = {m["task"].decode(): m["accuracy"] for m in metrics[metrics["round"] == 8]}
-    chance = {"shape": 0.25, "activity": 0.25, "vqa": 0.2}
-    for task, p in chance.items():
-        assert last[task] > p + 0.15, (task, last[task])
-        assert last[task] > first[task] + 0.1, (task, first[task], last[task])
+    last = {m["task"].decode(): m["accuracy"] for m in metrics[metrics["round"] == scenario.rounds]}
+    # chance: 1/4 for shape and activity; vqa's most frequent answer (yes or no) is 1/6 of samples
+    required = {"shape": 0.45, "activity": 0.7, "vqa": 0.4}
+    for task, floor in required.items():
+        assert last[task] > floor, (task, last[task])
+        assert last[task] > first[task] + 0.15, (task, first[task], last[task])
 
 
 def test_same_seed_same_results_different_seed_different_layout() -> None:
