@@ -11,6 +11,7 @@ import math
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import simpy
 
 from sim.radio import RadioMedium
@@ -65,7 +66,8 @@ class SharedCell:
         """Start sending ``bits`` on ``link``; the event fires when the last bit is delivered."""
         self._advance()
         now = self.env.now
-        flow = _Flow(link, bits, now, self.env.event(), self.medium.gain(link, now), self.medium.block_index(now))
+        gain = float(self.medium.gains(np.array([link]), now)[0])
+        flow = _Flow(link, bits, now, self.env.event(), gain, self.medium.block_index(now))
         self._flows.append(flow)
         self._reschedule()
         return flow.done
@@ -87,11 +89,14 @@ class SharedCell:
         if not self._flows:
             return
         block = self.medium.block_index(now)
+        stale = [f for f in self._flows if f.block != block]
+        if stale:
+            for flow, gain in zip(stale, self.medium.gains(np.array([f.link for f in stale]), now)):
+                flow.gain, flow.block = float(gain), block
         share_hz = self.bandwidth_hz / len(self._flows)
-        for flow in self._flows:
-            if flow.block != block:
-                flow.gain, flow.block = self.medium.gain(flow.link, now), block
-            flow.rate_bps = self.medium.rate_bps(flow.gain, share_hz)
+        rates = self.medium.rates_bps(np.array([f.gain for f in self._flows]), share_hz)
+        for flow, rate in zip(self._flows, rates.tolist()):
+            flow.rate_bps = rate
         delay = min((f.bits_left / f.rate_bps if f.rate_bps > 0 else math.inf) for f in self._flows)
         if self.medium.coherence_s is not None:
             delay = min(delay, (block + 1) * self.medium.coherence_s - now)
@@ -130,7 +135,7 @@ class BroadcastChannel:
         with self._busy.request() as slot:
             yield slot
             now = self.env.now
-            rate = min(self.medium.rate_bps(self.medium.gain(link, now), self.bandwidth_hz) for link in links)
+            rate = float(self.medium.rates_bps(self.medium.gains(np.asarray(links), now), self.bandwidth_hz).min())
             if rate <= 0:
                 raise OutageError(f"downlink broadcast to links {list(links)} has rate 0 bit/s")
             yield self.env.timeout(bits / rate)

@@ -47,17 +47,17 @@ class RadioMedium:
         """Fading block containing ``t_s`` (−1 when fading is redrawn per transfer)."""
         return self._fading.block_index(t_s)
 
-    def gain(self, link: int, t_s: float) -> float:
-        """Linear power gain of ``link`` at time ``t_s`` (large-scale × fading)."""
-        return float(self.large_scale_gain[link] * self._fading.gain(link, t_s))
+    def gains(self, links: np.ndarray, t_s: float) -> np.ndarray:
+        """Linear power gains of distinct ``links`` at time ``t_s`` (large-scale × fading)."""
+        return self.large_scale_gain[links] * self._fading.gains(links, t_s)
 
-    def rate_bps(self, gain: float, bandwidth_hz: float) -> float:
-        """Achievable rate over ``bandwidth_hz`` with power gain ``gain`` at full transmit power."""
+    def rates_bps(self, gains: np.ndarray, bandwidth_hz: float) -> np.ndarray:
+        """Achievable rates over ``bandwidth_hz`` for power ``gains`` at full transmit power."""
         noise_w = noise_power_w(bandwidth_hz, self.config.noise_psd_dbm_hz, self.config.noise_figure_db)
-        snr = snr_linear(self.tx_power_w, gain, noise_w)
+        snr = snr_linear(self.tx_power_w, gains, noise_w)
         if self.config.rate == "mcs":
             rate = mcs_rate_bps(bandwidth_hz, snr)
             if self.config.rate_cap_bps is not None:
-                rate = min(rate, self.config.rate_cap_bps)
-            return float(rate)
-        return float(shannon_rate_bps(bandwidth_hz, snr, self.config.rate_cap_bps))
+                rate = np.minimum(rate, self.config.rate_cap_bps)
+            return np.asarray(rate, dtype=float)
+        return np.asarray(shannon_rate_bps(bandwidth_hz, snr, self.config.rate_cap_bps), dtype=float)
