@@ -3,6 +3,7 @@
     hffm run PRESET_OR_TOML [--set key=value ...] --out run.h5 [--force] [--quiet]
     hffm report run.h5 [--plot run.png] [--force]
     hffm sweep PRESET_OR_TOML --grid key=v1,v2 [--grid ...] --out DIR [--repeats R] [--jobs N]
+    hffm plot SWEEP_DIR_OR_SUMMARY_CSV --x KEY [--out sweep.png] [--log-x] [--force]
     hffm presets
 
 A user mistake (bad scenario, unknown preset, existing output, unreadable run
@@ -16,6 +17,7 @@ import argparse
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from sim.scenario import ScenarioError, load_scenario, preset_names
@@ -51,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--repeats", type=int, default=1, help="seeds per point: seed, seed+1, ...")
     sweep.add_argument("--jobs", type=int, default=1, help="worker processes")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    plot = sub.add_parser("plot", help="plot a sweep summary: latency and energy per round vs a swept key")
+    plot.add_argument("summary", help="sweep directory or its summary.csv")
+    plot.add_argument("--x", required=True, help="the swept key on the x-axis")
+    plot.add_argument("--out", help="PNG to write (default: beside the summary, named after the key)")
+    plot.add_argument("--log-x", action="store_true", help="logarithmic x-axis")
+    plot.add_argument("--force", action="store_true", help="replace an existing PNG")
     sub.add_parser("presets", help="list the shipped scenario presets")
     return parser
 
@@ -76,6 +84,49 @@ def _cmd_run(args: argparse.Namespace) -> None:
         print(format_table(summarize(read_run(out))))
 
 
+def _write_png(draw: Callable[[str], None], path: Path) -> None:
+    """Draw into a temporary PNG beside ``path`` and rename it into place."""
+    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        draw(tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _cmd_plot(args: argparse.Namespace) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sim import plots
+    from sim.sweep import SUMMARY_FILE
+
+    summary = Path(args.summary)
+    if summary.is_dir():
+        summary = summary / SUMMARY_FILE
+    if not summary.is_file():
+        raise UsageError(f"{summary} does not exist (run `hffm sweep` first)")
+    rows = plots.read_summary(summary)
+    columns = list(rows[0]) if rows else ["scheme"]
+    swept = columns[: columns.index("scheme")]
+    if args.x not in swept:
+        raise UsageError(f"{summary} has no swept key {args.x!r}; swept keys: {', '.join(swept) or 'none'}")
+    out = Path(args.out) if args.out else summary.with_name(f"{args.x}.png")
+    _check_new_file(out, args.force)
+
+    def draw(path: str) -> None:
+        fig, axes = plots.figure(1, 2, width_in=5)
+        plots.sweep_lines(rows, args.x, axes, log_x=args.log_x)
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+
+    _write_png(draw, out)
+    print(f"plot: {out}")
+
+
 def _cmd_report(args: argparse.Namespace) -> None:
     from sim.report import format_table, plot_run, summarize
     from traces import read_run
@@ -86,13 +137,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
     status = "" if run.complete else "  (incomplete run: the rounds recorded before it stopped)"
     print(f"{run.path}: scenario {run.meta['scenario'].get('name')}, seed {run.meta.get('seed')}{status}")
     print(format_table(summarize(run)))
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=plot.parent)
-    os.close(fd)
-    try:
-        plot_run(run, tmp)
-        os.replace(tmp, plot)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    _write_png(lambda tmp: plot_run(run, tmp), plot)
     print(f"plot: {plot}")
 
 
@@ -115,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
             _cmd_report(args)
         elif args.command == "sweep":
             _cmd_sweep(args)
+        elif args.command == "plot":
+            _cmd_plot(args)
         else:
             print("\n".join(preset_names()))
     except (ScenarioError, UsageError, OutputExistsError, RunFileError) as exc:

@@ -14,7 +14,9 @@ its axes with units. Example::
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -119,3 +121,28 @@ def timeline(run: RunData, scheme: str, round_index: int, ax: Axes, max_nodes: i
     ax.set_ylabel("node id")
     ax.set_title(f"{scheme}: round {round_index}")
     ax.legend(fontsize=7, loc="upper right")
+
+
+def read_summary(path: str | Path) -> list[dict[str, str]]:
+    """Rows of a sweep's ``summary.csv``."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def sweep_lines(rows: Sequence[dict[str, str]], key: str, axes: Sequence[Axes], metrics: Sequence[str] = ("latency_s", "energy_j"),
+                log_x: bool = False) -> None:  # fmt: skip
+    """Mean ± 95 % CI of each metric against the swept ``key``, one line per scheme, one axes per metric."""
+    labels = {"latency_s": "latency per round (s)", "energy_j": "energy per round (J)", "sim_time_s": "simulated time (s)"}
+    for scheme in dict.fromkeys(r["scheme"] for r in rows):
+        mine = sorted((r for r in rows if r["scheme"] == scheme), key=lambda r: float(r[key]))
+        x = [float(r[key]) for r in mine]
+        for ax, metric in zip(axes, metrics):
+            mean = [float(r[f"{metric}_mean"]) for r in mine]
+            ci = [float(r[f"{metric}_ci95"]) for r in mine]
+            ax.errorbar(x, mean, yerr=ci, marker="o", capsize=3, label=scheme)
+            ax.set_xlabel(key)
+            ax.set_ylabel(labels.get(metric, metric.replace("accuracy_", "accuracy ")))
+            ax.grid(alpha=0.3)
+            if log_x:
+                ax.set_xscale("log")
+    axes[0].legend(fontsize=8)
