@@ -97,9 +97,15 @@ class SharedCell:
         rates = self.medium.rates_bps(np.array([f.gain for f in self._flows]), share_hz)
         for flow, rate in zip(self._flows, rates.tolist()):
             flow.rate_bps = rate
-        delay = min((f.bits_left / f.rate_bps if f.rate_bps > 0 else math.inf) for f in self._flows)
+        finish_s = [f.bits_left / f.rate_bps if f.rate_bps > 0 else math.inf for f in self._flows]
+        delay = min(finish_s)
+        # flows due at the timer are finished explicitly: in floating point their
+        # remaining bits can stay a hair above zero at large simulated times
+        due = [f for f, t in zip(self._flows, finish_s) if t <= delay * (1 + 1e-12)]
         if self.medium.coherence_s is not None:
-            delay = min(delay, (block + 1) * self.medium.coherence_s - now)
+            boundary = (block + 1) * self.medium.coherence_s - now
+            if boundary < delay:
+                delay, due = boundary, []
         if math.isinf(delay):
             raise OutageError(
                 f"link {self._flows[0].link} has rate 0 bit/s and the channel never changes; "
@@ -108,12 +114,14 @@ class SharedCell:
         self._timer_token += 1
         token = self._timer_token
         timer = self.env.timeout(delay)
-        timer.callbacks.append(lambda _event: self._on_timer(token))
+        timer.callbacks.append(lambda _event: self._on_timer(token, due))
 
-    def _on_timer(self, token: int) -> None:
+    def _on_timer(self, token: int, due: list[_Flow]) -> None:
         if token != self._timer_token:
             return  # superseded by a later start or finish
         self._advance()
+        for flow in due:
+            flow.bits_left = 0.0
         self._reschedule()
 
 

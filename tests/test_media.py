@@ -117,3 +117,13 @@ def test_wired_link_latency_plus_serialisation() -> None:
     env.run()
     assert env.now == pytest.approx(12.1)  # the prototype's 0.1 + 48000 kbit / 4000 kbit/s
     assert out == [pytest.approx(12.0)]
+
+
+def test_flows_finish_at_large_simulated_times() -> None:
+    """Remaining bits that float error leaves above zero must not stall the clock (regression)."""
+    env = simpy.Environment(initial_time=123_456.789)
+    cell = SharedCell(env, medium([900.0, 950.0, 990.0], coherence_s=0.05), 4e6)
+    done = [cell.transfer(i, 48e6 + i) for i in range(3)]
+    env.run(until=env.all_of(done))
+    assert all(event.ok for event in done)
+    assert env.now > 123_456.789
