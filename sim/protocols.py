@@ -11,7 +11,8 @@
   independently and meet only at cloud rounds.
 * **Edge-only** — hierarchical without the cloud.
 
-All weights are sample counts, so hierarchical with ``cloud_period = 1``
+Devices switched off when a round starts sit it out (a holder with no
+participant keeps its model). All weights are sample counts, so hierarchical with ``cloud_period = 1``
 computes the same model as star FedAvg.
 """
 
@@ -34,9 +35,12 @@ def star(world: World) -> Process:
     model = Update(world.learner.initial_state, 0)
     world.holders_per_round = 1
     for r in range(1, world.scenario.rounds + 1):
-        trained = yield env.all_of([env.process(_star_device(world, d, model, r)) for d in world.devices])
-        model = yield from world.aggregate(world.cloud_id, list(trained.values()), r)
-        yield env.all_of([env.process(world.wan(d, model, r, up=False)) for d in world.devices])
+        participants = world.available(world.devices)
+        trained = yield env.all_of([env.process(_star_device(world, d, model, r)) for d in participants])
+        if participants:
+            model = yield from world.aggregate(world.cloud_id, list(trained.values()), r)
+        receivers = world.available(world.devices)
+        yield env.all_of([env.process(world.wan(d, model, r, up=False)) for d in receivers])
         world.report(r, model)
 
 
@@ -89,8 +93,10 @@ def _edge_loop(world: World, edge: Edge, cloud_rounds: dict[int, CloudRound]) ->
     env = world.env
     model = Update(world.learner.initial_state, 0)
     for r in range(1, world.scenario.rounds + 1):
-        trained = yield env.all_of([env.process(_edge_device(world, d, model, r)) for d in edge.devices])
-        model = yield from world.aggregate(edge.id, list(trained.values()), r)
+        participants = world.available(edge.devices)
+        trained = yield env.all_of([env.process(_edge_device(world, d, model, r)) for d in participants])
+        if participants:  # otherwise the edge keeps its model
+            model = yield from world.aggregate(edge.id, list(trained.values()), r)
         if r in cloud_rounds:
             yield from world.backhaul(edge, model, r, up=True)
             model = yield cloud_rounds[r].submit(edge, model)

@@ -10,7 +10,8 @@ idea of ns-3: the world never writes files).
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import simpy
@@ -18,7 +19,7 @@ import simpy
 from channels import compute_time_s, cycles_for_flops, energy_dvfs_j, energy_power_time_j, radio_energy_j
 from sim.learner import NetworkOnlyLearner, State, Update
 from sim.media import BroadcastChannel, SharedCell, WiredLink
-from sim.radio import RadioMedium
+from sim.radio import ChannelReplay, RadioMedium
 from sim.scenario import Scenario
 from traces.schema import CATEGORIES, ENERGY_CATEGORIES, EVENT_KINDS, OUTCOMES, ROLES, TABLES
 
@@ -50,6 +51,27 @@ class Layout:
         return len(self.edge_xy)
 
 
+class DevicePositions(Protocol):
+    """Where every device is at a time (a mobility track)."""
+
+    def at(self, t_s: float) -> np.ndarray: ...
+
+
+class DeviceAvailability(Protocol):
+    """Whether a device is switched on at a time (an availability schedule)."""
+
+    def is_on(self, node: int, t_s: float) -> bool: ...
+
+
+@dataclass(frozen=True)
+class WorldInputs:
+    """What drives a world besides its seeds: motion, churn, and recorded channel gains to replay."""
+
+    positions: DevicePositions | None = None
+    availability: DeviceAvailability | None = None
+    channel_replay: dict[str, ChannelReplay] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class Edge:
     """An edge server with its cell (shared uplink, broadcast downlink) and backhaul to the cloud."""
@@ -73,6 +95,7 @@ class World:
         radio_rngs: generators for the uplink and downlink media (fresh per scheme).
         scheme: name written in every row.
         sink: receives finished rows per table.
+        inputs: mobility, availability and channel replay (default: static, always on, models).
     """
 
     def __init__(
@@ -84,6 +107,7 @@ class World:
         radio_rngs: tuple[np.random.Generator, np.random.Generator],
         scheme: str,
         sink: Sink,
+        inputs: WorldInputs = WorldInputs(),
     ) -> None:
         self.env = simpy.Environment()
         self.scenario = scenario
@@ -96,10 +120,22 @@ class World:
         n_dev = layout.n_devices
         self.devices = range(n_dev)
         self.cloud_id = n_dev + layout.n_edges
-        distances_m = np.linalg.norm(layout.device_xy - layout.edge_xy[layout.device_edge], axis=-1)
+        self.inputs = inputs
+        self.channel_samples: list[tuple[float, str, np.ndarray, np.ndarray]] = []
+        """Every channel gain handed out: (t_s, medium, links, gains)."""
         up_rng, down_rng = radio_rngs
-        self.uplink_medium = RadioMedium(scenario.uplink, distances_m, up_rng)
-        self.downlink_medium = RadioMedium(scenario.downlink, distances_m, down_rng)
+        self.uplink_medium, self.downlink_medium = (
+            RadioMedium(
+                config,
+                self._device_edge_distance_m,
+                n_dev,
+                rng,
+                static=inputs.positions is None,
+                log=lambda t, links, gains, name=name: self.channel_samples.append((t, name, links, gains)),
+                replay=inputs.channel_replay.get(name),
+            )
+            for name, config, rng in (("uplink", scenario.uplink, up_rng), ("downlink", scenario.downlink, down_rng))
+        )
         self.edges = [
             Edge(
                 id=n_dev + j,
@@ -121,6 +157,19 @@ class World:
         self.held_models: list[Update] = []
         """The models held at the end of the last closed round (one per holder)."""
         self.on_round_done: Callable[[int], None] = lambda _r: None
+
+    def _device_edge_distance_m(self, devices: np.ndarray, t_s: float) -> np.ndarray:
+        """Distance of each device to its home edge at ``t_s``."""
+        layout = self.layout
+        xy = layout.device_xy if self.inputs.positions is None else self.inputs.positions.at(t_s)
+        return np.linalg.norm(xy[devices] - layout.edge_xy[layout.device_edge[devices]], axis=-1)
+
+    def available(self, devices: Sequence[int]) -> list[int]:
+        """The devices of ``devices`` that are switched on now."""
+        schedule = self.inputs.availability
+        if schedule is None:
+            return list(devices)
+        return [d for d in devices if schedule.is_on(d, self.env.now)]
 
     # ------------------------------------------------------------------ logging
     def _log(
@@ -173,15 +222,18 @@ class World:
         self._log(r, start_s, "uplink", "rx", edge.id, device, nbytes, 0.0)
 
     def broadcast(self, edge: Edge, update: Update, r: int) -> Generator[simpy.Event, object, None]:
-        """Edge → all its devices, one broadcast at the worst device's rate."""
+        """Edge → its switched-on devices, one broadcast at the worst receiver's rate."""
+        receivers = self.available(edge.devices)
+        if not receivers:
+            return
         nbytes = self.message_bytes(update.state)
-        start_s, end_s = yield from edge.downlink.send(edge.devices, 8 * nbytes)
+        start_s, end_s = yield from edge.downlink.send(receivers, 8 * nbytes)
         medium = self.downlink_medium
         airtime_s = end_s - start_s
         self._log(r, start_s, "downlink", "tx", edge.id, -1, nbytes,
                   float(radio_energy_j(medium.tx_energy_power_w, airtime_s)))  # fmt: skip
         rx_energy_j = float(radio_energy_j(medium.rx_power_w, airtime_s))
-        for device in edge.devices:
+        for device in receivers:
             self._log(r, start_s, "downlink", "rx", device, edge.id, nbytes, rx_energy_j)
 
     def _wired(

@@ -27,7 +27,8 @@ def medium(distances_m: list[float], coherence_s: float | None = None) -> RadioM
         pathloss={"model": "log_distance", "ref_gain_db": -30.0, "exponent": 3.0},
         fading={"kind": "none", "coherence_s": coherence_s},
     )
-    return RadioMedium(config, np.asarray(distances_m), np.random.default_rng(0))
+    distances = np.asarray(distances_m)
+    return RadioMedium(config, lambda links, _t: distances[links], len(distances), np.random.default_rng(0))
 
 
 def gain(d_m: float) -> float:
