@@ -65,7 +65,7 @@ def energy_breakdown(run: RunData, ax: Axes) -> None:
 
 
 def pareto(points: Sequence[dict[str, float | str]], ax: Axes, x: str = "latency_s", y: str = "energy_j",
-           colour: str = "accuracy") -> None:  # fmt: skip
+           colour: str = "accuracy", colour_label: str = "mean final accuracy (%)") -> None:  # fmt: skip
     """Trade-off scatter of sweep rows (``x`` vs ``y`` coloured by ``colour``), Pareto front drawn.
 
     Each point is a dict with at least ``x``, ``y``, ``colour`` and ``label``;
@@ -84,7 +84,7 @@ def pareto(points: Sequence[dict[str, float | str]], ax: Axes, x: str = "latency
             front.append(i)
             best = ys[i]
     ax.plot(xs[front], ys[front], "k--", lw=1, label="Pareto front")
-    ax.figure.colorbar(sc, ax=ax, label=colour)
+    ax.figure.colorbar(sc, ax=ax, label=colour_label)
     ax.set_xlabel(x.replace("_s", " (s)").replace("_", " "))
     ax.set_ylabel(y.replace("_j", " (J)").replace("_", " "))
     ax.legend(fontsize=8)
@@ -120,7 +120,7 @@ def timeline(run: RunData, scheme: str, round_index: int, ax: Axes, max_nodes: i
     ax.set_xlabel("simulated time (s)")
     ax.set_ylabel("node id")
     ax.set_title(f"{scheme}: round {round_index}")
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 
 
 def read_summary(path: str | Path) -> list[dict[str, str]]:
