@@ -1,14 +1,21 @@
-"""Models: the multi-modal LoRA model, the embedded M3T dataset, local training and aggregation.
+"""Models: the multi-modal multi-task (M3T) LoRA model, its embedded dataset, local training and aggregation.
 
-No SimPy, no HDF5. Example::
+Torch, peft and numpy only — no SimPy, no HDF5. The model (:mod:`models.net`)
+has an encoder per modality, a prompt per task, a frozen fusion backbone with
+LoRA and a head per task; only the trainable part (:func:`trainable_state`) is
+trained, aggregated (:func:`weighted_average`) and sent (:func:`state_nbytes`).
 
     >>> import numpy as np, torch
     >>> data = make_m3t_dataset(64, seed=1)
+    >>> parts = dirichlet_partition(data.labels["shape"].numpy(), 2, 0.5, np.random.default_rng(0))
     >>> model = build_model(ModelConfig(), seed=0)
-    >>> result = local_train(model, trainable_state(model), data, steps=2, batch_size=8, lr=1e-3,
-    ...                      generator=torch.Generator().manual_seed(0))
-    >>> result.steps, result.n_samples
-    (2, 64)
+    >>> result = local_train(model, trainable_state(model), data.subset(parts[0]), steps=2, batch_size=8,
+    ...                      lr=1e-3, generator=torch.Generator().manual_seed(0))
+    >>> result.steps, result.n_samples == len(parts[0])
+    (2, True)
+    >>> merged = weighted_average([result.state, trainable_state(model)], [result.n_samples, 1.0])
+    >>> state_nbytes(merged) == 4 * sum(t.numel() for t in merged.values())
+    True
 """
 
 from models.aggregate import weighted_average

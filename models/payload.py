@@ -11,5 +11,5 @@ import torch
 
 
 def state_nbytes(state: dict[str, torch.Tensor]) -> int:
-    """Σ numel × element size over the tensors (dtype-aware)."""
+    """Σ numel × element size over the tensors (dtype-aware; no header, no framing)."""
     return sum(t.numel() * t.element_size() for t in state.values())

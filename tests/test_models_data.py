@@ -1,0 +1,119 @@
+"""The embedded M3T dataset and the Dirichlet label-skew partition."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from models.data import ANSWERS, COLOURS, TASKS, VOCAB, M3TData, dirichlet_partition, make_m3t_dataset
+
+
+@pytest.fixture(scope="module")
+def data() -> M3TData:
+    return make_m3t_dataset(2000, seed=3)
+
+
+def test_same_seed_same_data_other_seed_other_data() -> None:
+    a, b, c = make_m3t_dataset(50, seed=1), make_m3t_dataset(50, seed=1), make_m3t_dataset(50, seed=2)
+    for name in ("image", "text", "sensor"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+        assert not torch.equal(getattr(a, name), getattr(c, name)), name
+    for task in TASKS:
+        assert torch.equal(a.labels[task], b.labels[task])
+
+
+def test_shapes_and_dtypes(data: M3TData) -> None:
+    assert len(data) == 2000
+    assert data.image.shape == (2000, 3, 16, 16) and data.image.dtype == torch.float32
+    assert data.text.shape == (2000, 6) and data.text.dtype == torch.int64
+    assert data.sensor.shape == (2000, 32) and data.sensor.dtype == torch.float32
+    assert set(data.labels) == set(TASKS)
+    assert all(y.shape == (2000,) and y.dtype == torch.int64 for y in data.labels.values())
+    assert int(data.text.min()) >= 0 and int(data.text.max()) < len(VOCAB)
+
+
+def test_labels_in_range_and_every_class_present(data: M3TData) -> None:
+    for task, k in TASKS.items():
+        counts = np.bincount(data.labels[task].numpy(), minlength=k)
+        assert len(counts) == k, task
+        assert counts.min() > 0, (task, counts)
+
+
+def test_vqa_answers_match_question_and_scene(data: M3TData) -> None:
+    first = data.text[:, 1].numpy()
+    answer = data.labels["vqa"].numpy()
+    asks_colour = first == VOCAB.index("colour")
+    asks_shape = first == VOCAB.index("shape")
+    yes_no = ~asks_colour & ~asks_shape
+    assert answer[asks_colour].max() < len(COLOURS)
+    assert np.array_equal(answer[asks_shape], len(COLOURS) + data.labels["shape"].numpy()[asks_shape])
+    assert set(answer[yes_no]) == {ANSWERS.index("yes"), ANSWERS.index("no")}
+    assert 0.4 < np.mean(answer[yes_no] == ANSWERS.index("yes")) < 0.6
+    for kind in (asks_colour, asks_shape, yes_no):
+        assert 0.25 < kind.mean() < 0.42
+
+
+def test_still_activity_is_noise_only(data: M3TData) -> None:
+    variance = data.sensor.var(dim=1).numpy()
+    activity = data.labels["activity"].numpy()
+    assert variance[activity == 0].mean() < 0.15
+    for k in (1, 2, 3):
+        assert variance[activity == k].mean() > 0.4
+
+
+def test_subset_takes_the_rows(data: M3TData) -> None:
+    idx = np.array([5, 0, 7])
+    sub = data.subset(idx)
+    assert len(sub) == 3
+    assert torch.equal(sub.image, data.image[idx]) and torch.equal(sub.sensor, data.sensor[idx])
+    assert torch.equal(sub.text, data.text[idx])
+    assert all(torch.equal(sub.labels[t], data.labels[t][idx]) for t in TASKS)
+    assert torch.equal(sub.inputs()["image"], sub.image)
+
+
+def test_generation_is_fast() -> None:
+    import time
+
+    start = time.perf_counter()
+    make_m3t_dataset(10_000, seed=0)
+    assert time.perf_counter() - start < 1.0
+
+
+def _max_class_share(labels: np.ndarray, parts: list[np.ndarray]) -> float:
+    return float(np.mean([np.bincount(labels[p]).max() / len(p) for p in parts]))
+
+
+def test_partition_uses_every_index_once_and_respects_min_samples() -> None:
+    labels = np.random.default_rng(0).integers(0, 4, 600)
+    parts = dirichlet_partition(labels, 20, 0.1, np.random.default_rng(1), min_samples=5)
+    assert len(parts) == 20
+    assert np.array_equal(np.sort(np.concatenate(parts)), np.arange(600))
+    assert min(len(p) for p in parts) >= 5
+
+
+def test_partition_is_deterministic_per_generator_seed() -> None:
+    labels = np.repeat(np.arange(4), 50)
+    a = dirichlet_partition(labels, 5, 0.5, np.random.default_rng(3))
+    b = dirichlet_partition(labels, 5, 0.5, np.random.default_rng(3))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_small_alpha_skews_labels_large_alpha_does_not() -> None:
+    labels = np.random.default_rng(0).integers(0, 4, 4000)
+    skewed = dirichlet_partition(labels, 20, 0.1, np.random.default_rng(1))
+    uniform = dirichlet_partition(labels, 20, 1000.0, np.random.default_rng(1))
+    assert _max_class_share(labels, skewed) > 0.6
+    assert _max_class_share(labels, uniform) < 0.35
+
+
+def test_partition_rejects_impossible_requests() -> None:
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="cannot give 10 clients"):
+        dirichlet_partition(np.zeros(15, dtype=int), 10, 1.0, rng)
+    with pytest.raises(ValueError, match="alpha"):
+        dirichlet_partition(np.zeros(15, dtype=int), 2, 0.0, rng)
+    with pytest.raises(ValueError, match="n_clients"):
+        dirichlet_partition(np.zeros(15, dtype=int), 0, 1.0, rng)
+    with pytest.raises(ValueError, match="no Dirichlet"):
+        dirichlet_partition(np.zeros(6, dtype=int), 3, 0.01, rng, min_samples=2, max_tries=20)
