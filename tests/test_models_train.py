@@ -12,10 +12,10 @@ from models import trainable_state
 from models.train import _batches
 
 
-def _train(data: M3TData, steps: int, seed: int = 0, batch_size: int = 8, lr: float = 3e-3) -> dict:
+def _train(data: M3TData, steps: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """The state after ``steps`` steps at batch 8 from a fresh model, model and sampling seeded by ``seed``."""
     model = build_model(ModelConfig(), seed=seed)
-    result = local_train(model, trainable_state(model), data, steps, batch_size, lr, torch.Generator().manual_seed(seed))
-    return result.state
+    return local_train(model, trainable_state(model), data, steps, 8, 3e-3, torch.Generator().manual_seed(seed)).state
 
 
 @pytest.fixture(scope="module")
