@@ -68,6 +68,21 @@ def _decode_attr(value: Any) -> Any:
     return value
 
 
+def _open(path: Path) -> h5py.File:
+    """Open for reading; a run still being written, or killed while writing, opens as an SWMR reader.
+
+    A SWMR writer leaves the file's "open for write" flag set until it closes
+    the file (and forever if it is killed); plain readers refuse such a file,
+    SWMR readers see its last flushed state.
+    """
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        if "already open for write" not in str(exc):
+            raise
+        return h5py.File(path, "r", swmr=True)
+
+
 def read_run(path: str | os.PathLike[str]) -> RunData:
     """Load every table of the run at ``path``.
 
@@ -78,7 +93,7 @@ def read_run(path: str | os.PathLike[str]) -> RunData:
     if not path.is_file():
         raise RunFileError(f"{path}: no such file")
     try:
-        with h5py.File(path, "r") as f:
+        with _open(path) as f:
             if "meta" not in f:
                 raise RunFileError(f"{path}: not an hffm run (no /meta group)")
             meta = {key: _decode_attr(value) for key, value in f["meta"].attrs.items()}

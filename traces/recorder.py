@@ -3,10 +3,11 @@
 The writer never overwrites an existing file unless asked (``force=True``),
 and then writes to a temporary file beside it and renames it into place only
 when the run completes, so the old file survives an interrupted run. Rows are
-appended to resizable, chunked datasets and the file is flushed at every
-:meth:`RunWriter.flush`, so a run killed between flushes leaves a readable file
-holding everything flushed so far, with ``/meta`` attribute ``status`` still
-``"running"``.
+appended to resizable, chunked datasets of a file in HDF5 single-writer /
+multiple-reader (SWMR) mode, whose writes are ordered so that the file on disk
+is consistent at every :meth:`RunWriter.flush`: a run killed at any moment
+(even SIGKILL) leaves a readable file holding everything flushed so far, with
+``/meta`` attribute ``status`` still ``"running"``.
 
 Example::
 
@@ -62,10 +63,10 @@ class RunWriter:
             fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent)
             os.close(fd)
             self._write_path = Path(tmp)
-            self._file = h5py.File(self._write_path, "w")
+            self._file = h5py.File(self._write_path, "w", libver="latest")
         else:
             self._write_path = self.path
-            self._file = h5py.File(self._write_path, "w-")
+            self._file = h5py.File(self._write_path, "w-", libver="latest")
         group = self._file.create_group("meta")
         group.attrs["schema_version"] = SCHEMA_VERSION
         group.attrs["created_utc"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
@@ -84,6 +85,7 @@ class RunWriter:
                 compression_opts=1 if compress else None,
                 shuffle=compress,
             )
+        self._file.swmr_mode = True  # from here on the file on disk stays readable at every flush
         self._file.flush()
 
     def append(self, table: str, rows: np.ndarray) -> None:
@@ -97,11 +99,6 @@ class RunWriter:
         dataset.resize((start + len(rows),))
         dataset[start:] = rows.astype(TABLES[table], copy=False)
 
-    def set_meta(self, **attrs: Any) -> None:
-        """Set ``/meta`` attributes (dicts and lists as JSON)."""
-        for key, value in attrs.items():
-            self._file["meta"].attrs[key] = json.dumps(value) if isinstance(value, (dict, list, tuple)) else value
-
     def flush(self) -> None:
         """Write everything appended so far to disk."""
         self._file.flush()
@@ -110,9 +107,10 @@ class RunWriter:
         """Mark the run complete (if it is), close, and move a replacement into place."""
         if not self._file.id.valid:
             return
-        if complete:
-            self._file["meta"].attrs["status"] = "complete"
         self._file.close()
+        if complete:  # attributes cannot change in SWMR mode: reopen to mark the run complete
+            with h5py.File(self._write_path, "r+") as f:
+                f["meta"].attrs["status"] = "complete"
         if self._replace:
             if complete:
                 os.replace(self._write_path, self.path)
