@@ -11,6 +11,10 @@ that say so, converted in :mod:`channels.units`):
    attenuated Shannon, CQI table) → airtime → radio energy;
 5. :mod:`~channels.compute` — FLOPs → compute time and energy.
 
+D2D: :mod:`~channels.contacts` — contact graphs within a radius, MST
+connection of clusters, exact contact intervals of moving nodes, consensus
+weights (max-degree, Metropolis) and cluster-head selection.
+
 Example, the HF-FM prototype's uplink (β0 = −30 dB, α = 3, 1 W, 1 MHz, no
 fading) for a 6 MB model from 100 m and 1 km:
 
@@ -27,6 +31,18 @@ fading) for a 6 MB model from 100 m and 1 km:
 """
 
 from channels.compute import compute_time_s, cycles_for_flops, energy_dvfs_j, energy_power_time_j
+from channels.contacts import (
+    CONTACT_DTYPE,
+    clusters,
+    connect_with_mst,
+    consensus,
+    consensus_factor,
+    contact_graph,
+    contact_intervals,
+    max_degree_weights,
+    metropolis_weights,
+    select_cluster_head,
+)
 from channels.fading import BlockFading, fading_power_gain
 from channels.geometry import clustered_layout, distance_3d_m, distance_m
 from channels.link import (
@@ -52,6 +68,7 @@ from channels.pathloss import (
 from channels.units import SPEED_OF_LIGHT_M_S, db_to_linear, dbm_to_w, linear_to_db, w_to_dbm
 
 __all__ = [
+    "CONTACT_DTYPE",
     "CQI_EFFICIENCY_BPS_HZ",
     "MCS_TABLE_CQI",
     "SPEED_OF_LIGHT_M_S",
@@ -63,7 +80,13 @@ __all__ = [
     "airtime_s",
     "attenuated_shannon_rate_bps",
     "clustered_layout",
+    "clusters",
     "compute_time_s",
+    "connect_with_mst",
+    "consensus",
+    "consensus_factor",
+    "contact_graph",
+    "contact_intervals",
     "cycles_for_flops",
     "db_to_linear",
     "dbm_to_w",
@@ -76,9 +99,12 @@ __all__ = [
     "los_probability_inh_office",
     "los_probability_uma",
     "los_probability_umi",
+    "max_degree_weights",
     "mcs_rate_bps",
+    "metropolis_weights",
     "noise_power_w",
     "radio_energy_j",
+    "select_cluster_head",
     "shannon_rate_bps",
     "snr_linear",
     "w_to_dbm",
