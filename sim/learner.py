@@ -47,8 +47,9 @@ class Update:
 def torch_threads(n: int) -> Iterator[None]:
     """Run a block with ``n`` torch intra-op threads, then restore the previous count.
 
-    Local training of a small model at batch 8 is fastest on one thread (its
-    matmuls are too small to split); evaluation over the test set gains from more.
+    The model is small: one thread is fastest for training at batch 8 (its
+    matmuls are too small to split) and safest for evaluation (two threads
+    slow down 4-16x when another process holds the second core).
     """
     previous = torch.get_num_threads()
     torch.set_num_threads(n)
@@ -164,7 +165,9 @@ class TorchLearner(NetworkOnlyLearner):
         total = sum(weight.values())
         loss_acc: dict[str, np.ndarray] = {}
         for key, u in distinct.items():
-            for task, values in evaluate(self.model, u.state, self.test_data).items():
+            with torch_threads(1):
+                results = evaluate(self.model, u.state, self.test_data)
+            for task, values in results.items():
                 loss_acc[task] = loss_acc.get(task, np.zeros(2)) + weight[key] / total * np.asarray(values)
         return {task: (float(v[0]), float(v[1])) for task, v in loss_acc.items()}
 
