@@ -158,32 +158,6 @@ class TopologyConfig(_Strict):
         return self.n_edges * self.devices_per_edge
 
 
-class MobilityConfig(_Strict):
-    """Device motion (edges are fixed): static, random waypoint or Gauss–Markov, generated for ``duration_s``.
-
-    Devices keep their home edge while they move; the uplink and downlink
-    large-scale gain (path loss and shadowing) is evaluated from the distance
-    at the start of each transfer, and after ``duration_s`` devices stay put.
-    """
-
-    model: Literal["static", "random_waypoint", "gauss_markov"] = "static"
-    speed_m_s: tuple[NonNegativeFloat, NonNegativeFloat] = (0.5, 1.5)
-    pause_s: tuple[NonNegativeFloat, NonNegativeFloat] = (0.0, 10.0)
-    mean_speed_m_s: NonNegativeFloat = 1.0
-    alpha: Annotated[float, Field(ge=0.0, le=1.0)] = 0.75
-    sample_dt_s: PositiveFloat = 1.0
-    duration_s: PositiveFloat = 3600.0
-
-
-class AvailabilityConfig(_Strict):
-    """Device on/off churn: a device that is off when a round starts sits the round out."""
-
-    model: Literal["always", "on_off"] = "always"
-    mean_on_s: PositiveFloat = 600.0
-    mean_off_s: PositiveFloat = 60.0
-    duration_s: PositiveFloat = 3600.0
-
-
 class ComputeConfig(_Strict):
     """Device compute: FLOP/s drawn uniformly in ``device_flops_per_s`` per device; energy model."""
 
@@ -259,8 +233,6 @@ class Scenario(_Strict):
     seed: NonNegativeInt = 0
     rounds: PositiveInt = 20
     topology: TopologyConfig = TopologyConfig()
-    mobility: MobilityConfig = MobilityConfig()
-    availability: AvailabilityConfig = AvailabilityConfig()
     uplink: RadioConfig
     downlink: RadioConfig
     backhaul: WiredConfig = WiredConfig()
