@@ -29,7 +29,7 @@ from channels import clustered_layout
 from sim.learner import NetworkOnlyLearner, make_learner
 from sim.protocols import scheme_process
 from sim.scenario import Scenario, SchemeConfig, TopologyConfig
-from sim.world import Layout, Sink, World
+from sim.world import Layout, Sink, World, WorldInputs
 from traces import TABLES, RunWriter
 from traces.schema import NODE_KINDS
 
@@ -127,11 +127,15 @@ class Setup:
         rows["n_samples"][:n_dev] = self.learner.n_samples
         return rows
 
-    def simulate(self, scheme: SchemeConfig, sink: Sink, progress: bool = False) -> World:
+    def simulate(
+        self, scheme: SchemeConfig, sink: Sink, progress: bool = False, inputs: WorldInputs = WorldInputs()
+    ) -> World:
         """Run one scheme on a fresh world (same seeds as every other scheme); return the world."""
         self.learner.reset()
         radio_rngs = (np.random.default_rng(self.radio_seeds[0]), np.random.default_rng(self.radio_seeds[1]))
-        world = World(self.scenario, self.layout, self.device_flops_per_s, self.learner, radio_rngs, scheme.name, sink)
+        world = World(
+            self.scenario, self.layout, self.device_flops_per_s, self.learner, radio_rngs, scheme.name, sink, inputs
+        )
         with tqdm(total=self.scenario.rounds, desc=f"{scheme.name:>12}", unit="round", disable=not progress) as bar:
             world.on_round_done = lambda _r: bar.update()
             world.record_initial_metrics()
