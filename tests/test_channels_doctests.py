@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 MODULES = ["channels", "channels.units", "channels.geometry", "channels.pathloss", "channels.fading",
-           "channels.link", "channels.compute"]  # fmt: skip
+           "channels.link", "channels.compute", "channels.contacts"]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", MODULES)
