@@ -6,7 +6,8 @@ import h5py
 import numpy as np
 import pytest
 
-from traces import SCHEMA_VERSION, TABLES, OutputExistsError, RunFileError, RunWriter, read_run
+from traces import EVENT_KINDS, SCHEMA_VERSION, TABLES, OutputExistsError, RunFileError, RunWriter, read_run
+from traces.schema import INPUT_TABLES
 
 
 def rows(table: str, n: int) -> np.ndarray:
@@ -65,9 +66,9 @@ def test_interrupted_run_is_readable_and_says_so(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda p: p.write_bytes(b"not hdf5 at all"), "unreadable HDF5 run"),
+        (lambda p: p.write_bytes(b"not hdf5 at all"), "unreadable HDF5"),
         (lambda p: h5py.File(p, "w").close(), "no /meta group"),
-        (lambda p: p.write_bytes(b""), "unreadable HDF5 run"),
+        (lambda p: p.write_bytes(b""), "unreadable HDF5"),
     ],
 )
 def test_bad_files_raise_one_clear_error(tmp_path, make, message) -> None:
@@ -95,6 +96,64 @@ def test_truncated_file_gives_a_clear_error(tmp_path) -> None:
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(RunFileError):
         read_run(path)
+
+
+def test_schema_1_files_read_with_empty_new_tables(tmp_path) -> None:
+    path = tmp_path / "v1.h5"
+    with RunWriter(path, meta={"schemes": ["s"]}) as w:
+        w.append("rounds", rows("rounds", 2))
+    with h5py.File(path, "a") as f:
+        f["meta"].attrs["schema_version"] = 1
+        for name in ("links", *INPUT_TABLES):
+            del f[name]
+    run = read_run(path)
+    assert len(run.rounds) == 2 and len(run.mobility) == 0 and run.channel.dtype == TABLES["channel"]
+
+
+def test_v2_tables_round_trip_and_are_checksummed(tmp_path) -> None:
+    path = tmp_path / "run.h5"
+    with RunWriter(path, meta={}) as w:
+        w.append("links", np.array([(b"uplink", 0, 0, 6, 12.5)], TABLES["links"]))
+        w.append("availability", np.array([(3, 0.0, np.inf)], TABLES["availability"]))
+    run = read_run(path)
+    assert run.links.tolist() == [(b"uplink", 0, 0, 6, 12.5)] and run.availability["off_s"][0] == np.inf
+    with h5py.File(path) as f:
+        assert all(f[name].fletcher32 and f[name].maxshape == (None,) for name in TABLES)
+        assert f["events"].compression == "gzip" and f["nodes"].compression is None
+
+
+def test_rounds_done_says_how_far_each_scheme_got(tmp_path) -> None:
+    path = tmp_path / "run.h5"
+    with pytest.raises(KeyboardInterrupt):
+        with RunWriter(path, meta={"schemes": ["a", "b", "c"]}) as w:
+            done = rows("rounds", 5)
+            done["scheme"] = [b"a", b"a", b"a", b"b", b"b"]
+            done["round"] = [1, 2, 3, 1, 2]
+            w.append("rounds", done)
+            w.flush()
+            raise KeyboardInterrupt
+    assert read_run(path).rounds_done == {"a": 3, "b": 2, "c": 0}
+
+
+def test_frame_gives_a_dataframe_or_a_clear_error(tmp_path) -> None:
+    path = tmp_path / "run.h5"
+    with RunWriter(path, meta={}) as w:
+        events = rows("events", 2)
+        events["kind"] = [EVENT_KINDS.index("uplink"), EVENT_KINDS.index("aggregate")]
+        events["module"] = b"encoder/image"
+        w.append("events", events)
+    run = read_run(path)
+    with pytest.raises(KeyError, match="unknown table"):
+        run.frame("nope")
+    try:
+        import pandas  # noqa: F401
+    except ModuleNotFoundError:
+        with pytest.raises(ModuleNotFoundError, match=r"pip install pandas.*run\.events"):
+            run.frame("events")
+        return
+    frame = run.frame("events")
+    assert frame["kind"].tolist() == ["uplink", "aggregate"] and frame["module"].tolist() == ["encoder/image"] * 2
+    assert frame["scheme"].tolist() == ["s", "s"] and len(frame.columns) == len(TABLES["events"].names)
 
 
 def test_missing_file(tmp_path) -> None:

@@ -34,9 +34,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from traces.schema import COMPRESSED_TABLES, SCHEMA_VERSION, TABLES
-
-CHUNK_ROWS = 4096
+from traces.schema import SCHEMA_VERSION, TABLES, create_table
 
 
 class OutputExistsError(FileExistsError):
@@ -73,18 +71,8 @@ class RunWriter:
         group.attrs["status"] = "running"
         for key, value in meta.items():
             group.attrs[key] = json.dumps(value) if isinstance(value, (dict, list, tuple)) else value
-        for name, dtype in TABLES.items():
-            compress = name in COMPRESSED_TABLES
-            self._file.create_dataset(
-                name,
-                shape=(0,),
-                maxshape=(None,),
-                dtype=dtype,
-                chunks=(CHUNK_ROWS,),
-                compression="gzip" if compress else None,
-                compression_opts=1 if compress else None,
-                shuffle=compress,
-            )
+        for name in TABLES:
+            create_table(self._file, name)
         self._file.swmr_mode = True  # from here on the file on disk stays readable at every flush
         self._file.flush()
 

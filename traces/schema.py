@@ -1,8 +1,9 @@
-"""The HDF5 run format: table names, compound dtypes and enums (schema version 1).
+"""The HDF5 run format: table names, compound dtypes and enums (schema version 2).
 
 Every table is a one-dimensional, chunked, resizable dataset of a compound type
 made only of plain HDF5 types (integers, floats, fixed-length ASCII strings and
-HDF5 enums), so HDFView and h5dump open it without Python.
+HDF5 enums), so HDFView and h5dump open it without Python. Every chunk carries
+a Fletcher-32 checksum, so corrupted bytes are detected on reading.
 
 Layout::
 
@@ -16,6 +17,14 @@ Layout::
     /rounds         one row per scheme × round: time, latency, bytes and energy by category
     /metrics        one row per scheme × round × task: held-out loss and accuracy
     /ledger         one row per scheme × node × event kind: totals of bytes, energy, busy time
+    /links          one row per radio link: medium, link id, ends, distance at t = 0
+    /mobility       input trace: device positions on a common time grid (t_s, node, x_m, y_m)
+    /contacts       input trace: D2D contact intervals (start_s, end_s, a, b)
+    /availability   input trace: when each device is switched on (node, on_s, off_s)
+    /channel        input trace: every channel gain handed out (scheme, medium, t_s, link, gain)
+
+The four input-trace tables are also the whole content of a *trace file*
+(:mod:`traces.inputs`), so a run file is itself a valid trace file.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 EVENT_KINDS: tuple[str, ...] = (
     "compute",
@@ -60,6 +69,9 @@ NODE_KINDS: tuple[str, ...] = ("device", "edge", "cloud")
 NAME_BYTES = 32
 """Fixed length of the ASCII name fields (scheme, module, task)."""
 
+MEDIUM_BYTES = 16
+"""Fixed length of the ASCII radio medium names (``uplink``, ``downlink``, ...)."""
+
 
 def _enum(names: tuple[str, ...]) -> np.dtype:
     return h5py.enum_dtype({name: i for i, name in enumerate(names)}, basetype="u1")
@@ -70,6 +82,7 @@ ROLE_DTYPE = _enum(ROLES)
 OUTCOME_DTYPE = _enum(OUTCOMES)
 NODE_KIND_DTYPE = _enum(NODE_KINDS)
 _NAME = f"S{NAME_BYTES}"
+_MEDIUM = f"S{MEDIUM_BYTES}"
 
 TABLES: dict[str, np.dtype] = {
     "nodes": np.dtype(
@@ -133,8 +146,55 @@ TABLES: dict[str, np.dtype] = {
             ("busy_s", "<f8"),
         ]
     ),
+    "links": np.dtype(
+        [
+            ("medium", _MEDIUM),
+            ("link", "<i4"),
+            ("a", "<i4"),
+            ("b", "<i4"),
+            ("distance_m", "<f8"),
+        ]
+    ),
+    "mobility": np.dtype([("t_s", "<f8"), ("node", "<i4"), ("x_m", "<f8"), ("y_m", "<f8")]),
+    "contacts": np.dtype([("start_s", "<f8"), ("end_s", "<f8"), ("a", "<i4"), ("b", "<i4")]),
+    "availability": np.dtype([("node", "<i4"), ("on_s", "<f8"), ("off_s", "<f8")]),
+    "channel": np.dtype(
+        [
+            ("scheme", _NAME),
+            ("medium", _MEDIUM),
+            ("t_s", "<f8"),
+            ("link", "<i4"),
+            ("gain", "<f8"),
+        ]
+    ),
 }
 """Table name → row dtype."""
 
-COMPRESSED_TABLES = frozenset({"events"})
+RUN_TABLES: tuple[str, ...] = ("nodes", "events", "rounds", "metrics", "ledger")
+"""Tables every run file has (schema version 1 had only these)."""
+
+INPUT_TABLES: tuple[str, ...] = ("mobility", "contacts", "availability", "channel")
+"""The input-trace tables: what a trace file holds and ``hffm run --trace`` replays."""
+
+COMPRESSED_TABLES = frozenset({"events", "mobility", "channel", "contacts", "availability"})
 """Tables large enough that shuffle + gzip(1) pays off."""
+
+CHUNK_ROWS: dict[str, int] = {"nodes": 256, "rounds": 512, "metrics": 512, "ledger": 1024, "links": 256}
+"""Rows per chunk of the small tables (uncompressed chunks take their full size on disk)."""
+DEFAULT_CHUNK_ROWS = 4096
+
+
+def create_table(parent: h5py.Group, name: str, rows: np.ndarray | None = None) -> h5py.Dataset:
+    """Create table ``name`` in ``parent`` (chunked, resizable, checksummed; compressed where it pays)."""
+    compress = name in COMPRESSED_TABLES
+    data = np.zeros(0, TABLES[name]) if rows is None else np.asarray(rows).astype(TABLES[name], copy=False)
+    return parent.create_dataset(
+        name,
+        data=data,
+        maxshape=(None,),
+        chunks=(CHUNK_ROWS.get(name, DEFAULT_CHUNK_ROWS),),
+        compression="gzip" if compress else None,
+        compression_opts=1 if compress else None,
+        shuffle=compress,
+        fletcher32=True,
+    )
