@@ -14,24 +14,35 @@ an activity. Tasks (:data:`TASKS`):
   about a third of the time at best;
 * ``activity`` (4 classes: still, walk, run, jump) — needs the sensor: noise
   only, a 2-cycle sine, a 6-cycle sine, a 1-cycle square wave, each with random
-  phase and amplitude plus Gaussian noise.
+  phase and amplitude plus Gaussian noise;
+* ``size`` (regression, opt-in: :data:`REGRESSION_TASKS`) — the shape's
+  half-size, standardised, from the image.
+
+Any modality may be absent (``None``): :meth:`M3TData.without`.
 
     >>> data = make_m3t_dataset(100, seed=0)
     >>> tuple(data.image.shape), tuple(data.text.shape), tuple(data.sensor.shape)
     ((100, 3, 16, 16), (100, 6), (100, 32))
     >>> all(0 <= int(data.labels[task].min()) <= int(data.labels[task].max()) < k for task, k in TASKS.items())
     True
+    >>> data.without(["image"]).modalities, data.labels["size"].dtype
+    (('text', 'sensor'), torch.float32)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 TASKS: dict[str, int] = {"shape": 4, "vqa": 10, "activity": 4}
-"""Task name → number of classes."""
+"""Classification task name → number of classes (the default task set)."""
+REGRESSION_TASKS: tuple[str, ...] = ("size",)
+"""Regression tasks (one standardised float target each, MSE loss, R² score)."""
+ALL_TASKS: tuple[str, ...] = (*TASKS, *REGRESSION_TASKS)
+"""Every task the embedded data has labels for."""
 MODALITIES: tuple[str, ...] = ("image", "text", "sensor")
 
 IMAGE_SIZE = 16
@@ -43,6 +54,11 @@ SHAPES = ("square", "disc", "triangle", "cross")
 ANSWERS: tuple[str, ...] = COLOURS + SHAPES + ("yes", "no")
 """The ``vqa`` answer vocabulary: index = class label."""
 ACTIVITIES = ("still", "walk", "run", "jump")
+SIZE_RANGE_PX = (4.0, 5.5)
+"""Half-size s of a shape, uniform on this interval (pixels)."""
+SIZE_MEAN_PX = sum(SIZE_RANGE_PX) / 2
+SIZE_STD_PX = (SIZE_RANGE_PX[1] - SIZE_RANGE_PX[0]) / 12**0.5
+"""Mean and standard deviation of U(a, b): (a + b)/2 and (b − a)/√12; the ``size`` label is (s − mean)/std."""
 
 _COLOURS_RGB = np.array([[1.0, 0.1, 0.1], [0.1, 1.0, 0.1], [0.1, 0.2, 1.0], [1.0, 0.9, 0.1]])
 _YES, _NO = ANSWERS.index("yes"), ANSWERS.index("no")
@@ -60,35 +76,90 @@ _QUESTIONS = np.array(
 
 @dataclass
 class M3TData:
-    """Inputs per modality and labels per task of ``n`` samples.
+    """Inputs per modality and labels per task of ``n`` samples; an absent modality is ``None``.
 
     Attributes:
-        image: float32 (n, 3, 16, 16), RGB in about [−0.3, 1.3].
-        text: int64 (n, 6) question token ids into :data:`VOCAB`.
-        sensor: float32 (n, 32) time series.
-        labels: task → int64 (n,) class labels.
+        image: float32 (n, 3, 16, 16), RGB in about [−0.3, 1.3], or None.
+        text: int64 (n, 6) question token ids into :data:`VOCAB`, or None.
+        sensor: float32 (n, 32) time series, or None.
+        labels: task → (n,) labels: int64 class labels, float32 regression targets.
     """
 
-    image: torch.Tensor
-    text: torch.Tensor
-    sensor: torch.Tensor
+    image: torch.Tensor | None
+    text: torch.Tensor | None
+    sensor: torch.Tensor | None
     labels: dict[str, torch.Tensor]
 
-    def __len__(self) -> int:
-        return len(self.text)
+    def __post_init__(self) -> None:
+        sizes = {name: len(x) for name, x in self._fields().items()}
+        if len(set(sizes.values())) > 1:
+            raise ValueError(f"M3TData fields disagree on the sample count: {sizes}")
+        if not sizes:
+            raise ValueError("M3TData needs at least one modality or label")
 
-    def subset(self, indices: np.ndarray | torch.Tensor) -> M3TData:
+    def _fields(self) -> dict[str, torch.Tensor]:
+        inputs = {m: getattr(self, m) for m in MODALITIES if getattr(self, m) is not None}
+        return {**inputs, **{f"labels[{t!r}]": y for t, y in self.labels.items()}}
+
+    def __len__(self) -> int:
+        return len(next(iter(self._fields().values())))
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The modalities present, in :data:`MODALITIES` order."""
+        return tuple(m for m in MODALITIES if getattr(self, m) is not None)
+
+    def without(self, modalities: Iterable[str]) -> M3TData:
+        """These samples with ``modalities`` removed (set to None; tensors are shared, not copied).
+
+        Raises:
+            ValueError: a name that is not one of :data:`MODALITIES`.
+        """
+        drop = list(modalities)
+        unknown = sorted(set(drop) - set(MODALITIES))
+        if unknown:
+            raise ValueError(f"unknown modalities {unknown}; known: {list(MODALITIES)}")
+        return replace(self, **dict.fromkeys(drop))
+
+    def subset(self, indices: np.ndarray | torch.Tensor | range) -> M3TData:
         """The samples at ``indices`` (a copy)."""
         idx = torch.as_tensor(np.asarray(indices), dtype=torch.long)
-        return M3TData(self.image[idx], self.text[idx], self.sensor[idx], {k: v[idx] for k, v in self.labels.items()})
+        return M3TData(
+            **{m: None if getattr(self, m) is None else getattr(self, m)[idx] for m in MODALITIES},
+            labels={k: v[idx] for k, v in self.labels.items()},
+        )
 
     def inputs(self, indices: torch.Tensor | slice = slice(None)) -> dict[str, torch.Tensor]:
-        """The model's input batch ``{"image", "text", "sensor"}`` at ``indices`` (default: all samples)."""
-        return {"image": self.image[indices], "text": self.text[indices], "sensor": self.sensor[indices]}
+        """The model's input batch (the modalities present) at ``indices`` (default: all samples)."""
+        return {m: getattr(self, m)[indices] for m in self.modalities}
 
 
-def _shape_masks(rng: np.random.Generator, n: int) -> np.ndarray:
-    """(4, n, 16, 16) masks of a hollow square, disc, triangle and cross per sample.
+def m3t_data_from_arrays(
+    image: np.ndarray | None, text: np.ndarray | None, sensor: np.ndarray | None, labels: Mapping[str, np.ndarray]
+) -> M3TData:
+    """:class:`M3TData` from numpy arrays (e.g. :func:`traces.m3t_dataset.read_m3t_dataset`'s).
+
+    Images and sensors become float32, token ids int64; integer labels int64
+    (classes), float labels float32 (regression targets).
+
+    >>> d = m3t_data_from_arrays(None, np.zeros((2, 6), int), None, {"vqa": np.array([1, 2])})
+    >>> d.modalities, d.labels["vqa"].dtype
+    (('text',), torch.int64)
+    """
+
+    def floats(x: np.ndarray | None) -> torch.Tensor | None:
+        return None if x is None else torch.as_tensor(np.asarray(x, dtype=np.float32))
+
+    def label(y: np.ndarray) -> torch.Tensor:
+        y = np.asarray(y)
+        return torch.as_tensor(y.astype(np.int64 if np.issubdtype(y.dtype, np.integer) else np.float32))
+
+    ids = None if text is None else torch.as_tensor(np.asarray(text, dtype=np.int64))
+    return M3TData(floats(image), ids, floats(sensor), {task: label(y) for task, y in labels.items()})
+
+
+def _shape_masks(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(4, n, 16, 16) masks of a hollow square, disc, triangle and cross per sample, and the half-sizes s (n,).
 
     Centre uniform within ±1 px of the image centre, half-size s ~ U(4, 5.5) px.
     Offsets of ±2 px make the shape task much slower to learn for the default
@@ -99,7 +170,7 @@ def _shape_masks(rng: np.random.Generator, n: int) -> np.ndarray:
     centre = (IMAGE_SIZE - 1) / 2
     cx = rng.uniform(centre - 1.0, centre + 1.0, (n, 1, 1))
     cy = rng.uniform(centre - 1.0, centre + 1.0, (n, 1, 1))
-    s = rng.uniform(4.0, 5.5, (n, 1, 1))
+    s = rng.uniform(*SIZE_RANGE_PX, (n, 1, 1))
     dx, dy = np.abs(xx - cx), np.abs(yy - cy)
     chebyshev = np.maximum(dx, dy)
     square = (chebyshev <= 0.85 * s) & (chebyshev >= 0.85 * s - 1.5)
@@ -108,16 +179,20 @@ def _shape_masks(rng: np.random.Generator, n: int) -> np.ndarray:
     triangle = (yy >= top) & (yy <= cy + s) & (dx <= 0.55 * (yy - top))
     arm = s / 3.0
     cross = ((dx <= arm) & (dy <= s)) | ((dy <= arm) & (dx <= s))
-    return np.stack([square, disc, triangle, cross])
+    return np.stack([square, disc, triangle, cross]), s[:, 0, 0]
 
 
-def _images(rng: np.random.Generator, shape: np.ndarray, colour: np.ndarray) -> np.ndarray:
-    """Shape pixels in the colour's RGB, background U(0, 0.3) per channel, plus N(0, 0.08²) noise (float32)."""
+def _images(rng: np.random.Generator, shape: np.ndarray, colour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Shape pixels in the colour's RGB, background U(0, 0.3) per channel, plus N(0, 0.08²) noise (float32).
+
+    Also returns the shapes' half-sizes (pixels).
+    """
     n = len(shape)
-    masks = _shape_masks(rng, n)[shape, np.arange(n)]
+    masks, half_size = _shape_masks(rng, n)
+    masks = masks[shape, np.arange(n)]
     background = rng.uniform(0.0, 0.3, (n, 3, 1, 1)).astype(np.float32)
     image = np.where(masks[:, None], _COLOURS_RGB[colour][:, :, None, None].astype(np.float32), background)
-    return image + np.float32(0.08) * rng.standard_normal(image.shape, dtype=np.float32)
+    return image + np.float32(0.08) * rng.standard_normal(image.shape, dtype=np.float32), half_size
 
 
 def _questions(rng: np.random.Generator, shape: np.ndarray, colour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -152,7 +227,10 @@ def _sensor(rng: np.random.Generator, activity: np.ndarray) -> np.ndarray:
 def make_m3t_dataset(n: int, seed: int) -> M3TData:
     """Generate ``n`` scenes deterministically from ``seed`` (vectorized numpy).
 
-    Labels are drawn uniformly: shape, colour and activity independently.
+    Labels are drawn uniformly: shape, colour and activity independently. The
+    ``size`` label is the half-size standardised by the constants of its
+    uniform law (:data:`SIZE_MEAN_PX`, :data:`SIZE_STD_PX`), not by sample
+    statistics, so it does not depend on ``n``.
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
@@ -160,15 +238,16 @@ def make_m3t_dataset(n: int, seed: int) -> M3TData:
     shape = rng.integers(0, len(SHAPES), n)
     colour = rng.integers(0, len(COLOURS), n)
     activity = rng.integers(0, len(ACTIVITIES), n)
-    image = _images(rng, shape, colour)
+    image, half_size = _images(rng, shape, colour)
     text, answer = _questions(rng, shape, colour)
     sensor = _sensor(rng, activity)
-    labels = {"shape": shape, "vqa": answer, "activity": activity}
+    classes = {"shape": shape, "vqa": answer, "activity": activity}
+    size = torch.tensor((half_size - SIZE_MEAN_PX) / SIZE_STD_PX, dtype=torch.float32)
     return M3TData(
         image=torch.from_numpy(image),
         text=torch.tensor(text, dtype=torch.long),
         sensor=torch.tensor(sensor, dtype=torch.float32),
-        labels={k: torch.tensor(v, dtype=torch.long) for k, v in labels.items()},
+        labels={**{k: torch.tensor(v, dtype=torch.long) for k, v in classes.items()}, "size": size},
     )
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.data import ANSWERS, COLOURS, TASKS, VOCAB, M3TData, dirichlet_partition, make_m3t_dataset
+from models.data import ALL_TASKS, ANSWERS, COLOURS, TASKS, VOCAB, M3TData, dirichlet_partition, make_m3t_dataset
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +28,9 @@ def test_shapes_and_dtypes(data: M3TData) -> None:
     assert data.image.shape == (2000, 3, 16, 16) and data.image.dtype == torch.float32
     assert data.text.shape == (2000, 6) and data.text.dtype == torch.int64
     assert data.sensor.shape == (2000, 32) and data.sensor.dtype == torch.float32
-    assert set(data.labels) == set(TASKS)
-    assert all(y.shape == (2000,) and y.dtype == torch.int64 for y in data.labels.values())
+    assert set(data.labels) == set(ALL_TASKS)
+    assert all(data.labels[t].shape == (2000,) and data.labels[t].dtype == torch.int64 for t in TASKS)
+    assert data.labels["size"].shape == (2000,) and data.labels["size"].dtype == torch.float32
     assert int(data.text.min()) >= 0 and int(data.text.max()) < len(VOCAB)
 
 

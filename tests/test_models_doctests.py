@@ -7,7 +7,17 @@ import importlib
 
 import pytest
 
-MODULES = ["models", "models.data", "models.net", "models.train", "models.aggregate", "models.payload"]
+MODULES = [
+    "models",
+    "models.data",
+    "models.net",
+    "models.train",
+    "models.aggregate",
+    "models.payload",
+    "models.registry",
+    "models.moe",
+    "models.adapters",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

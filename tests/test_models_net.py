@@ -41,7 +41,7 @@ def test_only_lora_encoders_prompts_and_heads_are_trainable(model: torch.nn.Modu
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
     for name in trainable:
-        assert "lora_" in name or name.startswith((BASE + "encoders.", BASE + "prompts.", BASE + "heads.")), name
+        assert "lora_" in name or name.startswith(tuple(BASE + p for p in ("encoders.", "prompts.", "heads.", "moe."))), name
     for name in frozen:
         assert name.startswith(BASE + "fusion.") and "lora_" not in name, name
     lora = {n.split(".lora_")[0].removeprefix(BASE) for n in trainable if "lora_" in n}
@@ -108,7 +108,9 @@ def _forward_matmul_flops(cfg: ModelConfig, b: int) -> int:
     lora = n * r * (2 * 2 * d + 2 * (d + cfg.mlp_ratio * d))  # q, v: d→r→d; fc1: d→r→2d; fc2: 2d→r→d
     attention = 2 * n * n * d  # q kᵀ and (attn) v over all heads
     heads = d * sum(TASKS.values())
-    return 2 * b * (encoders + cfg.n_layers * (linears + lora + attention) + heads)
+    h = 2 * d  # MoE: on the 3 prompt tokens, the gate (d→E) and k experts (d→h→d) each
+    moe = n_tasks * (d * cfg.moe_experts + cfg.moe_top_k * 2 * d * h)
+    return 2 * b * (encoders + cfg.n_layers * (linears + lora + attention) + heads + moe)
 
 
 def test_flop_counter_sees_every_matmul_including_attention(model: torch.nn.Module) -> None:
