@@ -122,6 +122,34 @@ class WiredConfig(_Strict):
     tx_power_w: NonNegativeFloat = 0.8
 
 
+class D2DConfig(RadioConfig):
+    """The D2D sidelink among the devices of a cell (HF-FM prototype: 0.2 W, 8 MHz, neighbours within 30 m).
+
+    Two devices of the same edge have a D2D link when their distance is at most
+    ``radius_m`` and their median SNR (path loss without shadowing or fading,
+    noise over ``bandwidth_hz``) is at least ``snr_threshold_db`` when that is
+    set; ``radius_m = inf`` leaves the SNR alone to decide. ``connect_with_mst``
+    joins the clusters of a cell with minimum-spanning-tree links (the
+    prototype's; those links may be longer than the radius). A transfer whose
+    contact closes mid-way fails (``on_contact_loss = "fail"``; the sender then
+    uses the cell uplink) or pauses until the contact reopens (``"resume"``).
+    """
+
+    bandwidth_hz: PositiveFloat = 8e6
+    tx_power_dbm: float = 23.0
+    tx_energy_power_w: NonNegativeFloat | None = 0.6
+    radius_m: PositiveFloat = 30.0
+    snr_threshold_db: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    connect_with_mst: bool = True
+    on_contact_loss: Literal["fail", "resume"] = "fail"
+
+    @model_validator(mode="after")
+    def _bounded_range(self) -> D2DConfig:
+        if self.radius_m == float("inf") and self.snr_threshold_db is None:
+            raise ValueError("radius_m = inf needs snr_threshold_db: a D2D link needs a range")
+        return self
+
+
 class TopologyConfig(_Strict):
     """Node placement: generated (the paper's clustered layout, seeded) or explicit positions."""
 
@@ -224,6 +252,20 @@ class SchemeConfig(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.=+-]+$")]
     protocol: Literal["star", "edge_only", "hierarchical"]
     cloud_period: PositiveInt = Field(default=1, description="edge rounds per cloud round (hierarchical)")
+    d2d: Literal["none", "relay", "consensus"] = Field(
+        default="none", description="D2D cooperation inside each cell (edge_only and hierarchical only)"
+    )
+    head_selection: Literal["best_snr", "central", "random"] = Field(
+        default="best_snr", description="cluster head of d2d = 'relay': best uplink SNR, most central, or seeded random"
+    )
+    consensus_steps: Annotated[int, Field(ge=1, le=1000)] = 1
+    consensus_weights: Literal["max_degree", "metropolis"] = "max_degree"
+
+    @model_validator(mode="after")
+    def _d2d_needs_cells(self) -> SchemeConfig:
+        if self.d2d != "none" and self.protocol == "star":
+            raise ValueError("d2d needs protocol edge_only or hierarchical (star has no cells)")
+        return self
 
 
 class Scenario(_Strict):
@@ -237,6 +279,7 @@ class Scenario(_Strict):
     downlink: RadioConfig
     backhaul: WiredConfig = WiredConfig()
     wan: WiredConfig = WiredConfig()
+    d2d: D2DConfig = D2DConfig()
     compute: ComputeConfig = ComputeConfig()
     model: ModelSpec = ModelSpec()
     data: DataConfig = DataConfig()

@@ -43,6 +43,7 @@ EVENT_KINDS: tuple[str, ...] = (
     "wan_up",
     "wan_down",
     "aggregate",
+    "d2d",
 )
 """Kinds of simulated actions, in enum order (the order is part of the format)."""
 
@@ -55,10 +56,11 @@ ENERGY_CATEGORIES: dict[str, str] = {
     "backhaul_up": "backhaul",
     "backhaul_down": "backhaul",
     "aggregate": "compute",
+    "d2d": "d2d",
 }
-"""Event kind → energy category of the per-round breakdown (uplink, downlink, backhaul, compute)."""
+"""Event kind → energy category of the per-round breakdown (uplink, downlink, backhaul, compute, d2d)."""
 
-CATEGORIES: tuple[str, ...] = ("uplink", "downlink", "backhaul", "compute")
+CATEGORIES: tuple[str, ...] = ("uplink", "downlink", "backhaul", "compute", "d2d")
 
 ROLES: tuple[str, ...] = ("tx", "rx", "local")
 """Whose side of an action a row charges: the transmitter, one receiver, or a local action."""
