@@ -3,7 +3,8 @@
 Gate (Shazeer et al. 2017, arXiv 1701.06538, eqs. 3–5): logits g = W_g x
 (``gate``, Linear(d, E)); each token goes to the k experts with the largest
 logits, with weights softmax over those k logits only (= the full softmax
-renormalised over the top k). Output: y = x + Σ_{j ∈ top-k(x)} w_j(x)·E_j(x),
+renormalised over the top k; so with k = 1 the weight is 1 and the gate
+learns from the load-balancing loss alone). Output: y = x + Σ_{j ∈ top-k(x)} w_j(x)·E_j(x),
 each expert E_j an MLP d → h → d with GELU. Experts only see their tokens
 (gather, compute, scatter-add), so the work is k expert MLPs per token,
 whatever the routing.
