@@ -24,7 +24,8 @@ def sample() -> Checkpoint:
         "blocks": np.array([3, -(2**63)], dtype=np.int64),
         "rows": [(b"star", np.int64(2), 0.25, np.float64(1e-3))],
     }
-    return Checkpoint({"name": "x", "rounds": 3}, None, 1, {"rounds": rounds, "events": np.zeros(0, TABLES["events"])}, state)
+    tables = {"rounds": rounds, "events": np.zeros(0, TABLES["events"])}
+    return Checkpoint({"name": "x", "rounds": 3}, None, 1, tables, state)
 
 
 def test_round_trip_is_exact(tmp_path) -> None:
