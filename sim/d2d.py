@@ -59,26 +59,18 @@ MEDIUM = "d2d"
 """Medium name of the sidelink's channel samples (and of its replayed trace)."""
 
 
-def message_bytes(world: World, update: Update) -> int:
-    """Bytes on the air for one D2D message carrying ``update`` (the world's message size)."""
-    return world.message_bytes(update.state)
-
-
 def log_d2d(
-    world: World, r: int, start_s: float, sender: int, receivers: Sequence[int], nbytes: int,
+    world: World, r: int, start_s: float, sender: int, receivers: Sequence[int], update: Update,
     tx_energy_j: float, rx_energy_j: float, failed: Sequence[int] = (),
 ) -> None:  # fmt: skip
-    """The rows of one D2D transfer: one ``tx`` for the sender, one ``rx`` per receiver (kind ``"d2d"``).
+    """The rows of one D2D message carrying ``update`` (kind ``"d2d"``); the one place D2D rows are written.
 
-    Receivers in ``failed`` get outcome ``failed``; so does the sender's row
-    when every receiver failed. The one place D2D rows are written.
+    Per module of the message: one ``tx`` row for the sender, one ``rx`` row
+    per receiver; receivers in ``failed`` get outcome ``failed`` (and the
+    sender's rows too when every receiver failed).
     """
-    peer = receivers[0] if len(receivers) == 1 else -1
-    tx_outcome = "failed" if set(receivers) <= set(failed) else "ok"
-    world._log(r, start_s, "d2d", "tx", sender, peer, nbytes, tx_energy_j, tx_outcome)
-    for receiver in receivers:
-        outcome = "failed" if receiver in failed else "ok"
-        world._log(r, start_s, "d2d", "rx", receiver, sender, nbytes, rx_energy_j, outcome)
+    sizes = world.message_sizes(update)
+    world._log_message(r, start_s, "d2d", sender, receivers, sizes, tx_energy_j, rx_energy_j, failed=failed)
 
 
 class Sidelink:
@@ -150,8 +142,7 @@ class Sidelink:
         Contact loss handling as configured (module docstring). Logs the rows.
         """
         world, env = self.world, self.world.env
-        nbytes = message_bytes(world, update)
-        bits_left = 8.0 * nbytes
+        bits_left = 8.0 * world.message_bytes(update)
         link = self.links.link(sender, receiver)
         cell = self._cells.setdefault(receiver, SidelinkCell(env, self.medium, self.config.bandwidth_hz))
         breakable = self._breakable(sender, receiver, graph)
@@ -174,7 +165,7 @@ class Sidelink:
                 break
             yield reopened
         medium = self.medium
-        log_d2d(world, r, start_s, sender, [receiver], nbytes,
+        log_d2d(world, r, start_s, sender, [receiver], update,
                 float(radio_energy_j(medium.tx_energy_power_w, airtime_s)),
                 float(radio_energy_j(medium.rx_power_w, airtime_s)),
                 failed=() if delivered else [receiver])  # fmt: skip
@@ -189,12 +180,11 @@ class Sidelink:
         broadcast ends. Logs the rows.
         """
         world = self.world
-        nbytes = message_bytes(world, update)
         links = [self.links.link(sender, v) for v in receivers]
-        start_s, end_s = yield from band.send(links, 8.0 * nbytes)
+        start_s, end_s = yield from band.send(links, 8.0 * world.message_bytes(update))
         missed = [v for v in receivers if self._breakable(sender, v, graph) and self.contacts.opened_at(sender, v) > start_s]
         medium, airtime_s = self.medium, end_s - start_s
-        log_d2d(world, r, start_s, sender, list(receivers), nbytes,
+        log_d2d(world, r, start_s, sender, list(receivers), update,
                 float(radio_energy_j(medium.tx_energy_power_w, airtime_s)),
                 float(radio_energy_j(medium.rx_power_w, airtime_s)), failed=missed)  # fmt: skip
         return missed
