@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.data import ALL_TASKS, ANSWERS, COLOURS, TASKS, VOCAB, M3TData, dirichlet_partition, make_m3t_dataset
+from models.data import ALL_TASKS, ANSWERS, COLOURS, MODALITIES, SHAPES, SIZE_MEAN_PX, SIZE_STD_PX, TASKS, VOCAB
+from models.data import M3TData, dirichlet_partition, m3t_data_from_arrays, make_m3t_dataset
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +119,36 @@ def test_partition_rejects_impossible_requests() -> None:
         dirichlet_partition(np.zeros(15, dtype=int), 0, 1.0, rng)
     with pytest.raises(ValueError, match="no Dirichlet"):
         dirichlet_partition(np.zeros(6, dtype=int), 3, 0.01, rng, min_samples=2, max_tries=20)
+
+
+def test_size_label_is_the_standardised_half_size(data: M3TData) -> None:
+    size = data.labels["size"].numpy().astype(float)
+    assert abs(size.mean()) < 0.1 and abs(size.std() - 1.0) < 0.05  # U(4, 5.5) standardised by its own law
+    half = size * SIZE_STD_PX + SIZE_MEAN_PX
+    assert half.min() >= 4.0 - 1e-5 and half.max() <= 5.5 + 1e-5
+    # discs are filled: their pixel count grows like π·s², so it tracks the label
+    discs = data.labels["shape"].numpy() == SHAPES.index("disc")
+    bright = (data.image[discs].max(dim=1).values > 0.6).sum(dim=(1, 2)).numpy()
+    assert np.corrcoef(bright, half[discs] ** 2)[0, 1] > 0.9
+
+
+def test_without_drops_modalities_and_keeps_the_rest(data: M3TData) -> None:
+    small = data.subset(range(5))
+    no_image = small.without(["image"])
+    assert no_image.image is None and no_image.modalities == ("text", "sensor")
+    assert no_image.text is small.text and len(no_image) == 5
+    assert set(no_image.inputs()) == {"text", "sensor"}
+    assert no_image.subset([0, 2]).image is None and len(no_image.subset([0, 2])) == 2
+    assert small.without(MODALITIES).modalities == () and len(small.without(MODALITIES)) == 5
+    with pytest.raises(ValueError, match="'lidar'"):
+        small.without(["lidar"])
+    with pytest.raises(ValueError, match="disagree"):
+        M3TData(small.image, small.text[:4], None, {})
+
+
+def test_data_from_arrays() -> None:
+    labels = {"shape": np.array([0, 3]), "size": np.array([0.5, -1.0])}
+    d = m3t_data_from_arrays(np.zeros((2, 3, 16, 16), np.float64), None, np.ones((2, 32)), labels)
+    assert d.modalities == ("image", "sensor") and d.image.dtype == torch.float32 and d.sensor.dtype == torch.float32
+    assert d.labels["shape"].dtype == torch.int64 and d.labels["size"].dtype == torch.float32
+    assert d.labels["size"].tolist() == [0.5, -1.0]

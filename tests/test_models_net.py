@@ -10,7 +10,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import models
-from models import TASKS, ModelConfig, build_model, load_trainable_state, state_nbytes, train_step_flops
+from models import MODALITIES, TASKS, ModelConfig, build_model, load_trainable_state, state_nbytes, train_step_flops
 from models import trainable_state
 from models.data import make_m3t_dataset
 
@@ -95,15 +95,53 @@ def test_config_validation() -> None:
         ModelConfig(patch=5)
     with pytest.raises(ValueError, match="lora_rank"):
         ModelConfig(lora_rank=0)
+    with pytest.raises(ValueError, match=r"ModelConfig\.modalities .*'lidar'"):
+        ModelConfig(modalities=("image", "lidar"))
+    with pytest.raises(ValueError, match=r"ModelConfig\.modalities"):
+        ModelConfig(modalities=())
+    with pytest.raises(ValueError, match=r"ModelConfig\.tasks"):
+        ModelConfig(tasks=("shape", "shape"))
+    with pytest.raises(ValueError, match=r"ModelConfig\.tasks"):
+        ModelConfig(tasks=["shape"])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"ModelConfig\.text_backbone_dir"):
+        ModelConfig(text_backbone_dir=" ")
+    assert ModelConfig(adapters=()).adapters == ()
 
 
-def _forward_matmul_flops(cfg: ModelConfig, b: int) -> int:
-    """Hand count of 2·(multiply-adds) of one forward pass at the default sizes."""
+def test_missing_modalities_are_left_out_and_every_task_still_answered() -> None:
+    model = build_model(ModelConfig(modalities=("image", "text"), tasks=("vqa", "size", "activity")), seed=0)
+    data = make_m3t_dataset(3, seed=0)
+    shapes = {"vqa": (3, 10), "size": (3,), "activity": (3, 4)}
+    with torch.no_grad():
+        full = model(data.inputs())  # the sensor is ignored: the model has no sensor encoder
+        for batch in ({"image": data.image}, {"image": None, "text": data.text}, data.without(["text"]).inputs()):
+            out = model(batch)
+            assert {t: tuple(y.shape) for t, y in out.items()} == shapes
+            assert not torch.equal(out["vqa"], full["vqa"])  # fewer tokens, another output
+        assert torch.equal(model({**data.inputs(), "sensor": None})["vqa"], full["vqa"])
+    with pytest.raises(ValueError, match="none of the model's modalities"):
+        model({"sensor": data.sensor})
+
+
+def test_model_without_lora_has_no_peft_wrapper_and_no_lora_factors() -> None:
+    model = build_model(ModelConfig(adapters=("bottleneck",)), seed=0)
+    assert not any("lora_" in n for n, _ in model.named_parameters())
+    assert {n for n, p in model.named_parameters() if p.requires_grad and n.startswith("fusion.")} == {
+        f"fusion.adapters.{i}.{layer}.{p}" for i in (0, 1) for layer in ("down", "up") for p in ("weight", "bias")
+    }
+    assert train_step_flops(model, 2) > 0
+
+
+def _forward_matmul_flops(cfg: ModelConfig, b: int, modalities: tuple[str, ...] = MODALITIES) -> int:
+    """Hand count of 2·(multiply-adds) of one forward pass at the default sizes, for a batch of ``modalities``."""
     d, r, n_tasks = cfg.d_model, cfg.lora_rank, len(TASKS)
     image_tokens = (cfg.image_size // cfg.patch) ** 2
-    n = n_tasks + image_tokens + cfg.text_len + cfg.sensor_len // cfg.sensor_patch
+    tokens = {"image": image_tokens, "text": cfg.text_len, "sensor": cfg.sensor_len // cfg.sensor_patch}
+    n = n_tasks + sum(tokens[m] for m in modalities)
     stem = cfg.stem_channels * 3 * 9 * cfg.image_size**2
-    encoders = stem + image_tokens * cfg.stem_channels * cfg.patch**2 * d + cfg.sensor_len * d
+    encoder = {"image": stem + image_tokens * cfg.stem_channels * cfg.patch**2 * d, "text": 0,
+               "sensor": cfg.sensor_len * d}  # fmt: skip
+    encoders = sum(encoder[m] for m in modalities)
     linears = n * (4 * d * d + 2 * cfg.mlp_ratio * d * d)
     lora = n * r * (2 * 2 * d + 2 * (d + cfg.mlp_ratio * d))  # q, v: d→r→d; fc1: d→r→2d; fc2: 2d→r→d
     attention = 2 * n * n * d  # q kᵀ and (attn) v over all heads
@@ -126,6 +164,38 @@ def test_train_step_flops_positive_and_linear_in_batch(model: torch.nn.Module) -
     assert f16 - f8 == 2 * (f8 - f4)
     assert 1.8 < f16 / f8 < 2.0
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_flop_counter_sees_fewer_tokens_when_a_modality_is_missing(model: torch.nn.Module) -> None:
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(make_m3t_dataset(4, seed=0).without(["sensor"]).inputs())
+    assert counter.get_total_flops() == _forward_matmul_flops(ModelConfig(), 4, ("image", "text"))
+
+
+def test_train_step_flops_of_training_one_head_by_hand(model: torch.nn.Module) -> None:
+    # Nothing before the head is trained: no backward through the model, only the head's weight gradient
+    # (2·b·d·classes) besides the forward, and 10 AdamW FLOPs per head parameter.
+    b, d = 8, ModelConfig().d_model
+    flops = train_step_flops(model, b, modules=["head/shape"], tasks=["shape"])
+    assert flops == _forward_matmul_flops(ModelConfig(), b) + 2 * b * d * 4 + 10 * (d * 4 + 4)
+
+
+def test_train_step_flops_shrink_with_fewer_modalities_and_modules(model: torch.nn.Module) -> None:
+    full = train_step_flops(model, 8)
+    assert train_step_flops(model, 8, modalities=["image", "text", "sensor"]) == full
+    no_sensor = train_step_flops(model, 8, modalities=["image", "text"])
+    forward_saving = _forward_matmul_flops(ModelConfig(), 8) - _forward_matmul_flops(ModelConfig(), 8, ("image", "text"))
+    assert full - no_sensor > 2 * forward_saving  # forward and backward both shrink
+    only_heads = train_step_flops(model, 8, modules=["head/shape", "head/vqa", "head/activity"])
+    lora_too = train_step_flops(model, 8, modules=["head/shape", "head/vqa", "head/activity", "lora/layer1"])
+    assert only_heads < lora_too < full
+    with pytest.raises(ValueError, match="lidar"):
+        train_step_flops(model, 8, modalities=["lidar"])
+    with pytest.raises(ValueError, match="modules"):
+        train_step_flops(model, 8, modules=["head/colour"])
+    assert all(p.grad is None for p in model.parameters())
+    assert all(p.requires_grad for n, p in model.named_parameters() if "lora_" in n or ".heads." in n)
 
 
 def test_models_imports_no_simulator_or_hdf5() -> None:
