@@ -1,14 +1,20 @@
-"""Learners: what the protocols call to train, aggregate and evaluate.
+"""Learners: what the protocols call to train, aggregate and evaluate, module by module.
 
-:class:`TorchLearner` runs real PyTorch steps (models package); the simulated
-duration of local training is its counted FLOPs divided by the device's FLOP/s,
-never host time. :class:`NetworkOnlyLearner` keeps the same interface with no
-training (fixed payload, same FLOP count), for fast latency/energy what-ifs.
+An :class:`Update` is a model or part of one: the tensors of some modules
+(by parameter name) and an aggregation weight per module. Devices train and
+send only the modules they hold (:mod:`sim.profiles`); servers average each
+module over the children that hold it (:func:`models.aggregate_modules`);
+modules held by no child pass through unchanged.
+
+:class:`TorchLearner` runs real PyTorch steps; the simulated duration of local
+training is its counted FLOPs divided by the device's FLOP/s, never host time.
+:class:`NetworkOnlyLearner` keeps the same interface and the same module
+bookkeeping with no tensors, for fast latency/energy what-ifs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -18,29 +24,42 @@ import torch
 from models import (
     M3TData,
     ModelConfig,
+    ModuleRegistry,
+    ModuleUpdate,
+    aggregate_modules,
     build_model,
     dirichlet_partition,
     evaluate,
     local_train,
     make_m3t_dataset,
-    state_nbytes,
     train_step_flops,
-    trainable_state,
-    weighted_average,
 )
+from sim.profiles import PAYLOAD_MODULE, DeviceProfile, ModulePlan
 from sim.scenario import Scenario
 
 State = dict[str, torch.Tensor] | None
-"""A model's trainable tensors (None in network-only mode)."""
+"""Trainable tensors by parameter name (None in network-only mode)."""
 
 
 @dataclass(frozen=True)
 class Update:
-    """A device's (or server's) model after local training or aggregation, with its weight."""
+    """Modules a node holds or sends: tensors (None without training) and an aggregation weight per module.
+
+    Attributes:
+        state: tensors of the modules, by parameter name.
+        weights: module key → aggregation weight (sample counts); its keys are the modules carried.
+        n_samples: samples behind this model (the weight of the whole model in evaluation).
+        loss: mean local training loss (devices' updates).
+    """
 
     state: State
+    weights: Mapping[str, float]
     n_samples: int
     loss: float = float("nan")
+
+    @property
+    def modules(self) -> tuple[str, ...]:
+        return tuple(self.weights)
 
 
 @contextmanager
@@ -60,6 +79,7 @@ def torch_threads(n: int) -> Iterator[None]:
 
 
 def model_config(scenario: Scenario) -> ModelConfig:
+    """The :class:`models.ModelConfig` of the scenario's ``[model]`` section."""
     spec = scenario.model
     return ModelConfig(
         d_model=spec.d_model,
@@ -67,70 +87,154 @@ def model_config(scenario: Scenario) -> ModelConfig:
         n_heads=spec.n_heads,
         lora_rank=spec.lora_rank,
         lora_alpha=spec.lora_alpha,
+        modalities=tuple(spec.modalities),
+        tasks=tuple(spec.tasks),
+        adapters=tuple(spec.adapters),
+        adapter_dim=spec.adapter_dim,
+        moe_experts=spec.moe_experts,
+        moe_top_k=spec.moe_top_k,
+        moe_aux_weight=spec.moe_aux_weight,
+        text_backbone_dir=spec.text_backbone,
     )
 
 
 class NetworkOnlyLearner:
-    """No training: updates carry no tensors; payload is fixed or the real model's size.
+    """Module bookkeeping without training: updates carry weights but no tensors.
 
     Args:
         scenario: the run's scenario.
-        model: the built model (used for its size and FLOP count only).
+        model: the built model (for its modules, sizes and FLOP counts only).
+        profiles: each device's modalities and tasks.
         n_samples: samples per device (the aggregation weights).
     """
 
-    def __init__(self, scenario: Scenario, model: torch.nn.Module, n_samples: Sequence[int]) -> None:
+    def __init__(
+        self, scenario: Scenario, model: torch.nn.Module, profiles: Sequence[DeviceProfile], n_samples: Sequence[int]
+    ) -> None:
         self.model = model
-        self.initial_state: State = None
+        self.registry = ModuleRegistry(model)
+        self.plan = ModulePlan(self.registry.keys, scenario.aggregation.rules)
+        self.profiles = list(profiles)
         self.n_samples = list(n_samples)
-        state = trainable_state(model)
-        self._payload_bytes = scenario.network.payload_bytes or state_nbytes(state)
-        self._parameters = sum(t.numel() for t in state.values())
-        self._train_flops = train_step_flops(model, scenario.training.batch_size) * scenario.training.local_steps
+        self._training = scenario.training
+        self._fixed_payload_bytes = scenario.network.payload_bytes
+        self._held = [
+            self.plan.ordered(self.registry.held(p.modalities, p.tasks) & self.plan.trainable) for p in self.profiles
+        ]
+        self._numel = {k: sum(model.get_parameter(name).numel() for name in self.registry.params(k)) for k in self.registry.keys}
+        self._flops: dict[tuple[tuple[str, ...], DeviceProfile], int] = {}
+        self.initial_state: State = None
 
-    def payload_bytes(self, state: State) -> int:
-        """Bytes of the tensors a message carries (header excluded)."""
-        return self._payload_bytes
+    # ------------------------------------------------------------------ bookkeeping
+    def held(self, device: int) -> tuple[str, ...]:
+        """The modules ``device`` holds, trains and sends (registry order)."""
+        return self._held[device]
 
-    def parameter_count(self) -> int:
-        """Trainable parameters per model (for the aggregation FLOP count)."""
-        return self._parameters
+    def initial_update(self) -> Update:
+        """The initial model: every trainable module, weight 0."""
+        return Update(self.initial_state, dict.fromkeys(self.plan.ordered(self.plan.trainable), 0.0), 0)
 
-    def train_flops(self) -> int:
-        """FLOPs of one device's local training in a round (``local_steps`` steps)."""
-        return self._train_flops
+    def message_sizes(self, update: Update) -> list[tuple[str, int]]:
+        """(module, bytes) of the tensors a message carrying ``update`` sends (header excluded).
+
+        With ``network.payload_bytes`` set, one ``"model"`` entry of that size stands for any module set.
+        """
+        if self._fixed_payload_bytes is not None:
+            return [(PAYLOAD_MODULE, self._fixed_payload_bytes)] if update.modules else []
+        return [(k, self.registry.nbytes(k)) for k in update.modules]
+
+    @property
+    def fixed_payload(self) -> bool:
+        """Messages have a fixed size (``network.payload_bytes``) instead of their modules' bytes."""
+        return self._fixed_payload_bytes is not None
+
+    def parameter_count(self, modules: Iterable[str]) -> int:
+        """Parameters of ``modules`` (for the aggregation FLOP count)."""
+        return sum(self._numel[k] for k in modules)
+
+    def train_flops(self, device: int) -> int:
+        """FLOPs of the device's local training in a round: ``local_steps`` counted steps of its configuration."""
+        profile = self.profiles[device]
+        key = (self._held[device], profile)
+        if key not in self._flops:
+            step = train_step_flops(
+                self.model, self._training.batch_size, modules=key[0], modalities=profile.modalities, tasks=profile.tasks
+            )
+            self._flops[key] = step * self._training.local_steps
+        return self._flops[key]
+
+    def restrict(self, update: Update, modules: Iterable[str]) -> Update:
+        """The part of ``update`` made of ``modules`` (those it has)."""
+        keep = [k for k in self.plan.ordered(modules) if k in update.weights]
+        state = None if update.state is None else self.registry.select(update.state, keep)
+        return Update(state, {k: update.weights[k] for k in keep}, update.n_samples, update.loss)
+
+    def merge(self, base: Update, received: Update) -> Update:
+        """``base`` with the tensors of ``received``'s modules replaced (base keeps its own weights)."""
+        if base.state is None:
+            return base
+        state = {**base.state, **(received.state or {})}
+        return Update({name: state[name] for name in base.state}, base.weights, base.n_samples, base.loss)
+
+    def complete(self, partial: Update, base: Update) -> Update:
+        """``partial`` plus, with weight 0, the modules of ``base`` it lacks (a whole model again)."""
+        if set(partial.weights) >= set(base.weights):
+            return partial
+        weights = {k: partial.weights.get(k, 0.0) for k in self.plan.ordered({*base.weights, *partial.weights})}
+        state = None
+        if base.state is not None:
+            merged = {**base.state, **(partial.state or {})}
+            state = {name: merged[name] for name in base.state}
+        return Update(state, weights, partial.n_samples, partial.loss)
 
     def reset(self) -> None:
         """Nothing to reset without training."""
 
-    def train(self, device: int, state: State) -> Update:
-        return Update(None, self.n_samples[device])
+    # ------------------------------------------------------------------ learning
+    def train(self, device: int, model: Update) -> Update:
+        weight = float(self.n_samples[device])
+        return Update(None, dict.fromkeys(self._held[device], weight), self.n_samples[device])
 
-    def aggregate(self, updates: Sequence[Update]) -> Update:
-        return Update(None, sum(u.n_samples for u in updates))
+    def aggregate(self, updates: Sequence[Update], base: Update | None) -> Update:
+        """Module-wise: each module's weight is summed over its holders; ``base``'s unheld modules keep weight 0."""
+        return Update(None, self._summed_weights(updates, base), sum(u.n_samples for u in updates))
+
+    def _summed_weights(self, updates: Sequence[Update], base: Update | None) -> dict[str, float]:
+        """Module → Σ of the holders' weights, over ``base``'s modules (or the updates' own without a base)."""
+        modules = base.modules if base is not None else self.plan.ordered(k for u in updates for k in u.modules)
+        return {k: float(sum(u.weights.get(k, 0.0) for u in updates)) for k in modules}
 
     def evaluate(self, updates: Sequence[Update]) -> dict[str, tuple[float, float]]:
         return {}
 
 
 class TorchLearner(NetworkOnlyLearner):
-    """Real local training of the LoRA multi-modal model on each device's data partition."""
+    """Real local training of the M3T model on each device's data partition and modalities."""
 
     def __init__(
-        self, scenario: Scenario, model: torch.nn.Module, seeds: np.random.SeedSequence, n_devices: int
+        self,
+        scenario: Scenario,
+        model: torch.nn.Module,
+        profiles: Sequence[DeviceProfile],
+        seeds: np.random.SeedSequence,
     ) -> None:
         data_seq, part_seq, torch_seq = seeds.spawn(3)
         data_cfg = scenario.data
+        n_devices = len(profiles)
         total = n_devices * data_cfg.samples_per_device
         pool = make_m3t_dataset(total + data_cfg.test_samples, _seed_int(data_seq))
         self.test_data: M3TData = pool.subset(np.arange(total, total + data_cfg.test_samples))
         train = pool.subset(np.arange(total))
         labels = train.labels[data_cfg.partition_task].numpy()
         parts = dirichlet_partition(labels, n_devices, data_cfg.dirichlet_alpha, np.random.default_rng(part_seq))
-        self.device_data = [train.subset(idx) for idx in parts]
-        super().__init__(scenario, model, [len(p) for p in parts])
-        self.initial_state = trainable_state(model)
-        self._training = scenario.training
+        model_modalities = tuple(scenario.model.modalities)
+        self.device_data = [
+            train.subset(idx).without([m for m in model_modalities if m not in p.modalities])
+            for idx, p in zip(parts, profiles)
+        ]
+        super().__init__(scenario, model, profiles, [len(p) for p in parts])
+        self.initial_state = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+        self._aggregation = scenario.aggregation
         self._device_seeds = [_seed_int(s) for s in torch_seq.spawn(n_devices)]
         self._generators: list[torch.Generator] = []
         self.reset()
@@ -139,47 +243,62 @@ class TorchLearner(NetworkOnlyLearner):
         """Restart every device's sampling RNG, so each scheme starts from the same state."""
         self._generators = [torch.Generator().manual_seed(s) for s in self._device_seeds]
 
-    def train(self, device: int, state: State) -> Update:
+    def train(self, device: int, model: Update) -> Update:
+        """Local steps on the device's data from ``model``; returns the device's held modules."""
         t = self._training
         with torch_threads(1):
             result = local_train(
-                self.model, state, self.device_data[device], t.local_steps, t.batch_size, t.lr, self._generators[device]
-            )
-        return Update(result.state, result.n_samples, result.mean_loss)
+                self.model, model.state, self.device_data[device], t.local_steps, t.batch_size, t.lr,
+                self._generators[device], modules=self._held[device], tasks=self.profiles[device].tasks,
+                expert_weighting=self._aggregation.expert_weighting,
+            )  # fmt: skip
+        weights = {k: float(result.module_weights[k]) for k in self._held[device]}
+        return Update(result.state, weights, result.n_samples, result.mean_loss)
 
-    def aggregate(self, updates: Sequence[Update]) -> Update:
-        """FedAvg weighted by sample count (McMahan et al. 2017)."""
-        weights = [float(u.n_samples) for u in updates]
-        return Update(weighted_average([u.state for u in updates], weights), int(sum(weights)))
+    def aggregate(self, updates: Sequence[Update], base: Update | None) -> Update:
+        """Module-wise weighted mean over each module's holders; ``base`` supplies the modules no one sent."""
+        merged = aggregate_modules(
+            [ModuleUpdate(u.state, dict(u.weights)) for u in updates],
+            self.registry,
+            base=None if base is None else base.state,
+            lora=self._aggregation.lora,
+        )
+        names = merged.state if base is None else base.state
+        state = {name: merged.state[name] for name in names}
+        return Update(state, self._summed_weights(updates, base), sum(u.n_samples for u in updates))
 
     def evaluate(self, updates: Sequence[Update]) -> dict[str, tuple[float, float]]:
-        """Held-out loss and accuracy per task of the models held, weighted by their samples.
+        """Held-out loss and score per task of the models held, weighted per task by their ``head/<task>`` weight.
 
-        Models shared by several holders (after a cloud round) are evaluated once.
+        A task whose head no holder trained is weighted by sample counts. Models
+        shared by several holders (after a cloud round) are evaluated once.
         """
-        weight: dict[int, float] = {}
-        distinct: dict[int, Update] = {}
+        holders: dict[int, list[Update]] = {}
         for u in updates:
-            distinct.setdefault(id(u.state), u)
-            weight[id(u.state)] = weight.get(id(u.state), 0.0) + u.n_samples
-        total = sum(weight.values())
-        loss_acc: dict[str, np.ndarray] = {}
-        for key, u in distinct.items():
-            with torch_threads(1):
-                results = evaluate(self.model, u.state, self.test_data)
-            for task, values in results.items():
-                loss_acc[task] = loss_acc.get(task, np.zeros(2)) + weight[key] / total * np.asarray(values)
-        return {task: (float(v[0]), float(v[1])) for task, v in loss_acc.items()}
+            holders.setdefault(id(u.state), []).append(u)
+        groups = list(holders.values())
+        with torch_threads(1):
+            results = [evaluate(self.model, group[0].state, self.test_data) for group in groups]
+        out: dict[str, tuple[float, float]] = {}
+        for task in results[0]:
+            weight = np.array([sum(u.weights.get(f"head/{task}", 0.0) for u in g) for g in groups])
+            if not weight.sum() > 0:
+                weight = np.array([sum(u.n_samples for u in g) for g in groups], dtype=float)
+            if not weight.sum() > 0:
+                weight = np.ones(len(groups))
+            loss, score = weight @ np.array([r[task] for r in results]) / weight.sum()
+            out[task] = (float(loss), float(score))
+        return out
 
 
 def _seed_int(seq: np.random.SeedSequence) -> int:
     return int(seq.generate_state(1)[0])
 
 
-def make_learner(scenario: Scenario, seeds: np.random.SeedSequence, n_devices: int) -> NetworkOnlyLearner:
+def make_learner(scenario: Scenario, seeds: np.random.SeedSequence, profiles: Sequence[DeviceProfile]) -> NetworkOnlyLearner:
     """The learner the scenario asks for (``training.enabled``), with its model built from the seed."""
     model_seq, data_seqs = seeds.spawn(2)
     model = build_model(model_config(scenario), _seed_int(model_seq))
     if scenario.training.enabled:
-        return TorchLearner(scenario, model, data_seqs, n_devices)
-    return NetworkOnlyLearner(scenario, model, [scenario.data.samples_per_device] * n_devices)
+        return TorchLearner(scenario, model, profiles, data_seqs)
+    return NetworkOnlyLearner(scenario, model, profiles, [scenario.data.samples_per_device] * len(profiles))

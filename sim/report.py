@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+import numpy as np
+
 from traces import CATEGORIES, RunData
 
 
@@ -74,7 +76,36 @@ def format_table(summaries: list[SchemeSummary]) -> str:
             + [f"{s.bytes_up / 1e6:.3f}", f"{s.bytes_down / 1e6:.3f}"]
             + [f"{100 * s.final_accuracy[t]:.1f}" if t in s.final_accuracy else "-" for t in tasks]
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return _align(rows)
+
+
+def format_accuracy_timeline(run: RunData, rows_per_scheme: int = 5) -> str:
+    """Accuracy per task against simulated time: for each scheme, ``rows_per_scheme`` evaluations evenly spread.
+
+    Scores are accuracies in % (R² × 100 for a regression task such as ``size``).
+    """
+    tasks = sorted({t.decode() for t in run.metrics["task"]})
+    header = ["scheme", "round", "time s"] + [f"{t} %" for t in tasks]
+    rows = [header]
+    for scheme in run.schemes:
+        metrics = run.scheme_rows("metrics", scheme)
+        evaluated = np.unique(metrics["round"])
+        if len(evaluated) == 0:
+            continue
+        picks = evaluated[np.unique(np.linspace(0, len(evaluated) - 1, rows_per_scheme).round().astype(int))]
+        for r in picks:
+            at = metrics[metrics["round"] == r]
+            score = {t.decode(): a for t, a in zip(at["task"], at["accuracy"])}
+            rows.append([scheme, str(r), f"{at['time_s'][0]:.2f}"]
+                        + [f"{100 * score[t]:.1f}" if t in score else "-" for t in tasks])  # fmt: skip
+    if len(rows) == 1:
+        return "(no accuracy recorded: network-only run)"
+    return _align(rows)
+
+
+def _align(rows: list[list[str]]) -> str:
+    """Columns padded to their widest cell (first column left-aligned), a rule under the header."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(r, widths))) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

@@ -26,12 +26,17 @@ import numpy as np
 from tqdm import tqdm
 
 from channels import clustered_layout
+from sim.inputs import build_inputs, channel_rows, link_rows, load_trace_inputs, placed_layout
 from sim.learner import NetworkOnlyLearner, make_learner
+from sim.profiles import device_profiles
 from sim.protocols import scheme_process
 from sim.scenario import Scenario, SchemeConfig, TopologyConfig
 from sim.world import Layout, Sink, World, WorldInputs
 from traces import TABLES, RunWriter
 from traces.schema import NODE_KINDS
+
+PROFILE_STREAM = 1000
+"""Spawn key of the device-profile stream: a child of the root seed that no ``root.spawn`` call reaches."""
 
 VERSIONED_PACKAGES = ("hffm", "simpy", "torch", "peft", "numpy", "scipy", "h5py", "pydantic", "networkx")
 
@@ -107,7 +112,9 @@ class Setup:
         layout = build_layout(scenario.topology, np.random.default_rng(layout_seq))
         low, high = scenario.compute.device_flops_per_s
         flops_per_s = np.random.default_rng(speed_seq).uniform(low, high, layout.n_devices)
-        learner = make_learner(scenario, learner_seq, layout.n_devices)
+        profile_seq = np.random.SeedSequence(scenario.seed, spawn_key=(PROFILE_STREAM,))
+        profiles = device_profiles(scenario, layout.device_edge, np.random.default_rng(profile_seq))
+        learner = make_learner(scenario, learner_seq, profiles)
         return cls(scenario, layout, flops_per_s, learner, (up_seq, down_seq))
 
     def nodes_table(self) -> np.ndarray:
@@ -149,11 +156,15 @@ def run_scenario(
     out: str | os.PathLike[str] | None,
     force: bool = False,
     progress: bool = True,
+    trace: str | os.PathLike[str] | None = None,
 ) -> RunResult:
     """Run every scheme of ``scenario``; write ``out`` (HDF5) if given; return the tables.
 
     The output file is created before any work (so a name clash fails fast),
-    flushed after every round, and marked complete at the end.
+    flushed after every round, and marked complete at the end. Positions,
+    availability and channel gains come from the trace file ``trace`` where it
+    has them (:func:`sim.inputs.load_trace_inputs`), else from the scenario's
+    models; the run records the input traces it used.
     """
     writer = None
     if out is not None:
@@ -165,6 +176,8 @@ def run_scenario(
             "schemes": [s.name for s in scenario.schemes],
             "hffm_version": versions["hffm"],
         }
+        if trace is not None:
+            meta["trace"] = str(trace)
         writer = RunWriter(Path(out), meta=meta, force=force)
     result = RunResult()
 
@@ -177,9 +190,18 @@ def run_scenario(
 
     try:
         setup = Setup.from_scenario(scenario)
+        if trace is None:
+            inputs = build_inputs(scenario, setup.layout)
+        else:
+            inputs = load_trace_inputs(trace, scenario, setup.layout)
+        setup.layout = placed_layout(setup.layout, inputs.positions, scenario.topology)
         sink("nodes", setup.nodes_table())
+        sink("links", link_rows(setup.layout))
+        for table, rows in inputs.tables().items():
+            sink(table, rows)
         for scheme in scenario.schemes:
-            setup.simulate(scheme, sink, progress)
+            world = setup.simulate(scheme, sink, progress, inputs.world_inputs(scheme.name))
+            sink("channel", channel_rows(scheme.name, world.channel_samples))
     except BaseException:
         if writer is not None:
             writer.close(complete=False)

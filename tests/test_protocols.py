@@ -14,6 +14,11 @@ KIND = {k: i for i, k in enumerate(EVENT_KINDS)}
 ROLE = {r: i for i, r in enumerate(ROLES)}
 
 
+def messages(events: np.ndarray, kind: str) -> np.ndarray:
+    """The transmitter's header row of every message of ``kind`` (one per message)."""
+    return events[(events["kind"] == KIND[kind]) & (events["role"] == ROLE["tx"]) & (events["module"] == b"header")]
+
+
 def paper_network_only(rounds: int = 2) -> Setup:
     scenario = load_scenario(
         "paper", ["training.enabled=false", "network.payload_bytes=6000000", f"rounds={rounds}"]
@@ -28,8 +33,8 @@ def test_star_round_latency_and_energy_match_hand_computation() -> None:
     rounds = result.table("rounds")
     message_bits = 8 * (6_000_000 + 64)
     wan_s = 0.1 + message_bits / 4e6
-    compute_s = setup.learner.train_flops() / setup.device_flops_per_s
-    aggregate_s = 2 * 40 * setup.learner.parameter_count() / 1e12
+    compute_s = np.array([setup.learner.train_flops(d) for d in range(40)]) / setup.device_flops_per_s
+    aggregate_s = 2 * 40 * setup.learner.parameter_count(setup.learner.held(0)) / 1e12
     expected_latency = (compute_s + wan_s).max() + aggregate_s + wan_s
     assert rounds["latency_s"] == pytest.approx([expected_latency] * 2, rel=1e-9)
     airtime_s = message_bits / 4e6
@@ -45,9 +50,9 @@ def test_hierarchical_cloud_rounds_and_backhaul_traffic() -> None:
     setup.simulate(SchemeConfig(name="h", protocol="hierarchical", cloud_period=2), result.add)
     rounds, events = result.table("rounds"), result.table("events")
     assert rounds["cloud_aggregation"].tolist() == [0, 1, 0, 1]
-    backhaul_up = events[(events["kind"] == KIND["backhaul_up"]) & (events["role"] == ROLE["tx"])]
+    backhaul_up = messages(events, "backhaul_up")
     assert sorted(backhaul_up["round"].tolist()) == [2] * 10 + [4] * 10
-    uplinks = events[(events["kind"] == KIND["uplink"]) & (events["role"] == ROLE["tx"])]
+    uplinks = messages(events, "uplink")
     assert len(uplinks) == 4 * 40
     # every device's uplink is received by its own edge
     nodes = setup.nodes_table()
@@ -130,5 +135,6 @@ def test_network_only_mode_has_no_metrics_and_fixed_payload() -> None:
     assert len(result.table("metrics")) == 0
     events = result.table("events")
     transfers = events[events["role"] == ROLE["tx"]]
-    transfers = transfers[transfers["kind"] != KIND["compute"]]
-    assert set(transfers["bytes"].tolist()) == {1064}
+    assert set(transfers["module"].tolist()) == {b"model", b"header"}
+    assert set(transfers["bytes"][transfers["module"] == b"model"].tolist()) == {1000}
+    assert set(transfers["bytes"][transfers["module"] == b"header"].tolist()) == {64}
