@@ -28,6 +28,7 @@ Example::
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import tempfile
 from collections.abc import Sequence
@@ -38,7 +39,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from traces.reader import RunFileError, open_hffm_file, read_meta, read_table
+from traces.reader import RunFileError, one_line, open_hffm_file, read_meta, read_table
 from traces.recorder import OutputExistsError
 from traces.schema import INPUT_TABLES, SCHEMA_VERSION, TABLES, create_table
 
@@ -210,13 +211,18 @@ class ChannelTrace:
 
     Args:
         rows: ``/channel`` rows (scheme, medium, t_s, link, gain), in the order they were drawn.
+        schemes: the schemes the trace covers, including any that drew no gain
+            (star FL never uses a radio); default: those with rows.
     """
 
-    def __init__(self, rows: np.ndarray) -> None:
+    def __init__(self, rows: np.ndarray, schemes: Sequence[str] = ()) -> None:
         rows = np.asarray(rows).astype(TABLES["channel"], copy=False)
         if not (np.isfinite(rows["gain"]).all() and (rows["gain"] >= 0).all() and (rows["link"] >= 0).all()):
             raise TraceError("channel rows need finite, non-negative gains and link ids >= 0")
         self._rows = rows
+        with_rows = [s.decode() for s in dict.fromkeys(rows["scheme"])]
+        self.schemes: list[str] = list(dict.fromkeys([*schemes, *with_rows]))
+        """Scheme names covered by the trace."""
 
     @classmethod
     def from_samples(cls, scheme: str, samples: Sequence[ChannelSample]) -> ChannelTrace:
@@ -229,12 +235,12 @@ class ChannelTrace:
             rows["t_s"] = np.repeat([t for t, _, _, _ in samples], counts)
             rows["link"] = np.concatenate([links for _, _, links, _ in samples])
             rows["gain"] = np.concatenate([gains for _, _, _, gains in samples])
-        return cls(rows)
+        return cls(rows, [scheme])
 
     @property
-    def schemes(self) -> list[str]:
-        """Scheme names in first-seen order."""
-        return [s.decode() for s in dict.fromkeys(self._rows["scheme"])]
+    def media(self) -> list[str]:
+        """Media with samples (of any scheme), in first-seen order."""
+        return [m.decode() for m in dict.fromkeys(self._rows["medium"])]
 
     def samples(self, scheme: str, medium: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(t_s, links, gains) of ``scheme`` on ``medium``, in drawing order."""
@@ -290,6 +296,8 @@ def write_trace(
             group.attrs["schema_version"] = SCHEMA_VERSION
             group.attrs["kind"] = "trace"
             group.attrs["created_utc"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+            if traces.channel is not None:
+                group.attrs["schemes"] = json.dumps(traces.channel.schemes)
             for key, value in (meta or {}).items():
                 group.attrs[key] = value
             for name, rows in traces.tables().items():
@@ -307,15 +315,15 @@ def read_trace(path: str | os.PathLike[str]) -> InputTraces:
         RunFileError: the file is missing, not an hffm file, of a newer schema,
             damaged, or holds an inconsistent trace (the message names the table).
     """
-    path, f = open_hffm_file(path)
+    path, f = open_hffm_file(path, "trace file")
     try:
         with f:
-            read_meta(f, path)
+            meta = read_meta(f, path)
             tables = {name: read_table(f, name, path) for name in INPUT_TABLES if name in f}
     except RunFileError:
         raise
     except Exception as exc:  # h5py reports damaged files with many exception types
-        raise RunFileError(f"{path}: unreadable trace file, damaged or truncated ({exc})") from None
+        raise RunFileError(f"{path}: unreadable trace file, damaged or truncated ({one_line(exc)})") from None
     if not tables:
         raise RunFileError(f"{path}: no input traces (tables {', '.join(INPUT_TABLES)})")
     try:
@@ -326,7 +334,7 @@ def read_trace(path: str | os.PathLike[str]) -> InputTraces:
             mobility=MobilityTrace.from_rows(mobility) if mobility is not None and len(mobility) else None,
             contacts=contact_rows(tables.get("contacts", np.zeros(0, TABLES["contacts"]))),
             availability=AvailabilitySchedule(availability) if availability is not None and len(availability) else None,
-            channel=ChannelTrace(channel) if channel is not None and len(channel) else None,
+            channel=ChannelTrace(channel, meta.get("schemes", [])) if channel is not None and len(channel) else None,
         )
     except TraceError as exc:
         raise RunFileError(f"{path}: {exc}") from None

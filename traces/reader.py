@@ -147,7 +147,7 @@ def read_meta(f: h5py.File, path: Path) -> dict[str, Any]:
     return meta
 
 
-def open_hffm_file(path: str | os.PathLike[str]) -> tuple[Path, h5py.File]:
+def open_hffm_file(path: str | os.PathLike[str], what: str = "run") -> tuple[Path, h5py.File]:
     """Open an hffm run or trace file for reading (:class:`RunFileError` if it is missing or not HDF5)."""
     path = Path(path)
     if not path.is_file():
@@ -155,10 +155,10 @@ def open_hffm_file(path: str | os.PathLike[str]) -> tuple[Path, h5py.File]:
     try:
         return path, _open(path)
     except Exception as exc:  # h5py reports damaged files with many exception types
-        raise RunFileError(f"{path}: unreadable HDF5 file ({_one_line(exc)})") from None
+        raise RunFileError(f"{path}: unreadable HDF5 {what} ({one_line(exc)})") from None
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
@@ -187,5 +187,5 @@ def read_run(path: str | os.PathLike[str]) -> RunData:
     except RunFileError:
         raise
     except Exception as exc:  # h5py reports damaged files with many exception types
-        raise RunFileError(f"{path}: unreadable HDF5 run, damaged or truncated ({_one_line(exc)})") from None
+        raise RunFileError(f"{path}: unreadable HDF5 run, damaged or truncated ({one_line(exc)})") from None
     return RunData(path=path, meta=meta, **tables)
