@@ -1,9 +1,10 @@
 """``hffm`` command line: run scenarios, report runs, list presets.
 
-    hffm run PRESET_OR_TOML [--set key=value ...] --out run.h5 [--force] [--quiet]
+    hffm run PRESET_OR_TOML [--set key=value ...] [--trace traces.h5] --out run.h5 [--force] [--quiet]
     hffm report run.h5 [--plot run.png] [--force]
     hffm sweep PRESET_OR_TOML --grid key=v1,v2 [--grid ...] --out DIR [--repeats R] [--jobs N]
     hffm plot SWEEP_DIR_OR_SUMMARY_CSV --x KEY [--out sweep.png] [--log-x] [--force]
+    hffm import one|bonnmotion|sumo|csv SRC --out traces.h5 [--force]
     hffm presets
 
 A user mistake (bad scenario, unknown preset, existing output, unreadable run
@@ -20,8 +21,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from sim.radio import ReplayMismatchError
 from sim.scenario import ScenarioError, load_scenario, preset_names
 from traces import OutputExistsError, RunFileError
+from traces.importers import IMPORTERS, TraceFormatError
 
 USAGE_ERROR = 2
 
@@ -39,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="override a scenario key, e.g. --set uplink.bandwidth_hz=2e6 (repeatable)")  # fmt: skip
     run.add_argument("--out", required=True, help="output HDF5 file")
     run.add_argument("--force", action="store_true", help="replace an existing output file")
+    run.add_argument("--trace", help="trace or run file whose positions, availability and channel gains drive the run")
     run.add_argument("--quiet", action="store_true", help="no progress bars, no table")
     report = sub.add_parser("report", help="print a run's results table and plot accuracy vs simulated time")
     report.add_argument("run", help="HDF5 run file")
@@ -59,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("--out", help="PNG to write (default: beside the summary, named after the key)")
     plot.add_argument("--log-x", action="store_true", help="logarithmic x-axis")
     plot.add_argument("--force", action="store_true", help="replace an existing PNG")
+    imp = sub.add_parser("import", help="convert a mobility or contact trace into an hffm trace file")
+    imp.add_argument("format", choices=sorted(IMPORTERS), help="format of SRC (see docs/trace-format.md)")
+    imp.add_argument("src", help="file to import")
+    imp.add_argument("--out", required=True, help="trace file to write (HDF5)")
+    imp.add_argument("--force", action="store_true", help="replace an existing output file")
     sub.add_parser("presets", help="list the shipped scenario presets")
     return parser
 
@@ -78,10 +87,31 @@ def _cmd_run(args: argparse.Namespace) -> None:
     scenario = load_scenario(args.scenario, args.overrides)
     out = Path(args.out)
     _check_new_file(out, args.force)
-    run_scenario(scenario, out, force=args.force, progress=not args.quiet)
+    existed = out.exists()
+    try:
+        run_scenario(scenario, out, force=args.force, progress=not args.quiet, trace=args.trace)
+    except ReplayMismatchError:
+        if not existed:  # a run that does not fit its trace is worthless: leave nothing behind
+            out.unlink(missing_ok=True)
+        raise
     if not args.quiet:
         print(f"scenario {scenario.name}, seed {scenario.seed}, {scenario.rounds} rounds -> {out}")
         print(format_table(summarize(read_run(out))))
+
+
+def _cmd_import(args: argparse.Namespace) -> None:
+    from traces import write_trace
+
+    src, out = Path(args.src), Path(args.out)
+    _check_new_file(out, args.force)
+    traces = IMPORTERS[args.format](src)
+    write_trace(out, traces, meta={"source": f"{args.format}:{src.name}"}, force=args.force)
+    if traces.mobility is not None:
+        m = traces.mobility
+        print(f"{src}: {m.n_nodes} nodes, {len(m.times_s)} sample times in [{m.times_s[0]:g}, {m.times_s[-1]:g}] s -> {out}")
+    else:
+        nodes = len(set(traces.contacts["a"]) | set(traces.contacts["b"]))
+        print(f"{src}: {len(traces.contacts)} contacts between {nodes} nodes -> {out}")
 
 
 def _write_png(draw: Callable[[str], None], path: Path) -> None:
@@ -162,9 +192,11 @@ def main(argv: list[str] | None = None) -> int:
             _cmd_sweep(args)
         elif args.command == "plot":
             _cmd_plot(args)
+        elif args.command == "import":
+            _cmd_import(args)
         else:
             print("\n".join(preset_names()))
-    except (ScenarioError, UsageError, OutputExistsError, RunFileError) as exc:
+    except (ScenarioError, UsageError, OutputExistsError, RunFileError, ReplayMismatchError, TraceFormatError) as exc:
         print(f"hffm: error: {exc}", file=sys.stderr)
         return USAGE_ERROR
     return 0
