@@ -17,11 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.keyed_fading import KeyedRadioMedium
-from sim.media import OutageError, SharedCell
-
-FINISHED_BITS = SharedCell._FINISHED_BITS
-DUE_RTOL = 1e-12
-"""Relative tolerance under which SharedCell finishes flows due at its timer (same value)."""
+from sim.media import DUE_RTOL, FINISHED_BITS, OutageError
 
 
 @dataclass(frozen=True)

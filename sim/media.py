@@ -17,6 +17,12 @@ import simpy
 from sim.radio import RadioMedium
 
 
+FINISHED_BITS = 1e-6
+"""A flow with at most this many bits left is finished."""
+DUE_RTOL = 1e-12
+"""Flows finishing within this relative margin of the timer's delay are finished by it."""
+
+
 class OutageError(RuntimeError):
     """A transfer can never finish: its rate is zero and the channel never changes."""
 
@@ -47,8 +53,6 @@ class SharedCell:
 
     ``transfer`` returns an event whose value is the ``(start_s, end_s)`` of the flow.
     """
-
-    _FINISHED_BITS = 1e-6
 
     def __init__(self, env: simpy.Environment, medium: RadioMedium, bandwidth_hz: float) -> None:
         self.env = env
@@ -82,7 +86,7 @@ class SharedCell:
 
     def _reschedule(self) -> None:
         now = self.env.now
-        finished = [f for f in self._flows if f.bits_left <= self._FINISHED_BITS]
+        finished = [f for f in self._flows if f.bits_left <= FINISHED_BITS]
         for flow in finished:
             self._flows.remove(flow)
             flow.done.succeed((flow.start_s, now))
@@ -101,7 +105,7 @@ class SharedCell:
         delay = min(finish_s)
         # flows due at the timer are finished explicitly: in floating point their
         # remaining bits can stay a hair above zero at large simulated times
-        due = [f for f, t in zip(self._flows, finish_s) if t <= delay * (1 + 1e-12)]
+        due = [f for f, t in zip(self._flows, finish_s) if t <= delay * (1 + DUE_RTOL)]
         if self.medium.coherence_s is not None:
             boundary = (block + 1) * self.medium.coherence_s - now
             if boundary < delay:
