@@ -8,6 +8,9 @@ arXiv 1908.10084) and projected to d by a trainable Linear: one text token.
 Only the projection is trained and sent (module ``encoder/text``); the
 backbone's parameters are frozen and never part of the state.
 
+The backbone runs its "eager" attention (explicit matmul + softmax), so FLOP
+counting sees the attention products (a fused SDPA kernel is not counted on CPU).
+
 **Cache.** The backbone is frozen and deterministic (kept in eval mode, no
 dropout), so its pooled output depends on the question only: it is computed
 once per distinct question (each question alone, without padding, so a value
@@ -71,12 +74,17 @@ def load_text_backbone(name: str) -> tuple[nn.Module, Any]:
     except ImportError as error:
         raise ValueError(f"ModelConfig.text_backbone_dir needs the 'transformers' package; {EXTRA_HINT}") from error
     path = resolve_backbone_dir(name)
+    bars = transformers.utils.logging.is_progress_bar_enabled()
+    transformers.utils.logging.disable_progress_bar()  # no loading bars on the simulator's terminal
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
-        model = transformers.AutoModel.from_pretrained(path, local_files_only=True)
+        model = transformers.AutoModel.from_pretrained(path, local_files_only=True, attn_implementation="eager")
     except (OSError, ValueError, KeyError) as error:
         raise ValueError(f"ModelConfig.text_backbone_dir: cannot load a model and tokenizer from {str(path)!r}: "
                          f"{error}") from error  # fmt: skip
+    finally:
+        if bars:
+            transformers.utils.logging.enable_progress_bar()
     model.eval()
     model.requires_grad_(False)
     return model, tokenizer
