@@ -142,6 +142,9 @@ def m3t_data_from_arrays(
     Images and sensors become float32, token ids int64; integer labels int64
     (classes), float labels float32 (regression targets).
 
+    Raises:
+        ValueError: class labels of a known task (:data:`TASKS`) outside its classes, or float labels for it.
+
     >>> d = m3t_data_from_arrays(None, np.zeros((2, 6), int), None, {"vqa": np.array([1, 2])})
     >>> d.modalities, d.labels["vqa"].dtype
     (('text',), torch.int64)
@@ -150,12 +153,15 @@ def m3t_data_from_arrays(
     def floats(x: np.ndarray | None) -> torch.Tensor | None:
         return None if x is None else torch.as_tensor(np.asarray(x, dtype=np.float32))
 
-    def label(y: np.ndarray) -> torch.Tensor:
+    def label(task: str, y: np.ndarray) -> torch.Tensor:
         y = np.asarray(y)
-        return torch.as_tensor(y.astype(np.int64 if np.issubdtype(y.dtype, np.integer) else np.float32))
+        classes = np.issubdtype(y.dtype, np.integer)
+        if task in TASKS and (not classes or (y.size and not 0 <= y.min() <= y.max() < TASKS[task])):
+            raise ValueError(f"labels of task {task!r} must be integer classes in [0, {TASKS[task]})")
+        return torch.as_tensor(y.astype(np.int64 if classes else np.float32))
 
     ids = None if text is None else torch.as_tensor(np.asarray(text, dtype=np.int64))
-    return M3TData(floats(image), ids, floats(sensor), {task: label(y) for task, y in labels.items()})
+    return M3TData(floats(image), ids, floats(sensor), {task: label(task, y) for task, y in labels.items()})
 
 
 def _shape_masks(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:

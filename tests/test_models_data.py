@@ -152,3 +152,7 @@ def test_data_from_arrays() -> None:
     assert d.modalities == ("image", "sensor") and d.image.dtype == torch.float32 and d.sensor.dtype == torch.float32
     assert d.labels["shape"].dtype == torch.int64 and d.labels["size"].dtype == torch.float32
     assert d.labels["size"].tolist() == [0.5, -1.0]
+    with pytest.raises(ValueError, match=r"'shape' must be integer classes in \[0, 4\)"):
+        m3t_data_from_arrays(None, None, np.ones((2, 32)), {"shape": np.array([0, 4])})
+    with pytest.raises(ValueError, match="'vqa'"):
+        m3t_data_from_arrays(None, None, np.ones((2, 32)), {"vqa": np.array([0.0, 1.0])})
