@@ -168,3 +168,17 @@ class KeyedRadioMedium(RadioMedium):
         if self._static_gain is None or self._replay is not None:
             raise ValueError("gains_at needs static links and no channel replay")
         return self._static_gain[links] * self.fading.gains_at(links, epochs)
+
+
+def radio_medium(
+    config: RadioConfig,
+    link_distance_m: LinkDistance,
+    n_links: int,
+    rng: np.random.Generator,
+    static: bool = True,
+    log: ChannelLog | None = None,
+    replay: ChannelReplay | None = None,
+) -> RadioMedium:
+    """The medium ``config.fading.draws`` asks for: :class:`KeyedRadioMedium` (keyed) or :class:`RadioMedium`."""
+    medium = KeyedRadioMedium if config.fading.draws == "keyed" else RadioMedium
+    return medium(config, link_distance_m, n_links, rng, static, log, replay)

@@ -95,6 +95,11 @@ class FadingConfig(_Strict):
     kind: Literal["none", "rayleigh", "rician"] = "rayleigh"
     k_factor_db: float = 0.0
     coherence_s: PositiveFloat | None = None
+    draws: Literal["sequential", "keyed"] = Field(
+        default="sequential",
+        description="sequential: one generator in the order the simulator asks; keyed: each (link, block) value "
+        "is a pure function of the seed (sim.keyed_fading), needed by network.engine = 'aggregated'",
+    )
 
 
 class RadioConfig(_Strict):
@@ -304,6 +309,11 @@ class NetworkConfig(_Strict):
 
     payload_bytes: PositiveInt | None = None
     header_bytes: NonNegativeInt = 64
+    engine: Literal["events", "aggregated"] = Field(
+        default="events",
+        description="events: SimPy processes per flow; aggregated: all cells at once with numpy (sim.fastnet; "
+        "network-only, static, keyed fading; same rows as 'events')",
+    )
 
 
 class SchemeConfig(_Strict):

@@ -20,7 +20,8 @@ from channels import compute_time_s, cycles_for_flops, energy_dvfs_j, energy_pow
 from sim.learner import NetworkOnlyLearner, Update
 from sim.profiles import HEADER_MODULE
 from sim.media import BroadcastChannel, SharedCell, WiredLink
-from sim.radio import ChannelReplay, RadioMedium
+from sim.keyed_fading import radio_medium
+from sim.radio import ChannelReplay
 from sim.scenario import Scenario
 from traces.schema import CATEGORIES, ENERGY_CATEGORIES, EVENT_KINDS, OUTCOMES, ROLES, TABLES
 
@@ -124,7 +125,7 @@ class World:
         """Every channel gain handed out: (t_s, medium, links, gains)."""
         up_rng, down_rng = radio_rngs
         self.uplink_medium, self.downlink_medium = (
-            RadioMedium(
+            radio_medium(
                 config,
                 self._device_edge_distance_m,
                 n_dev,
@@ -312,27 +313,33 @@ class World:
         reports = self._reports.setdefault(r, [])
         reports.append(update)
         if len(reports) == self.holders_per_round:
-            self._close_round(r, self._reports.pop(r))
+            self.close_round(r, self._reports.pop(r), self.env.now)
 
     def record_initial_metrics(self) -> None:
         """Metrics of the initial model at t = 0 (round 0)."""
-        self._write_metrics(0, [self.learner.initial_update()])
+        self._write_metrics(0, [self.learner.initial_update()], self.env.now)
 
-    def _write_metrics(self, r: int, updates: Sequence[Update]) -> None:
+    def _write_metrics(self, r: int, updates: Sequence[Update], t_s: float) -> None:
         results = self.learner.evaluate(updates)
         rows = np.zeros(len(results), TABLES["metrics"])
         for i, (task, (loss, acc)) in enumerate(sorted(results.items())):
-            rows[i] = (self._scheme_bytes, r, self.env.now, task, loss, acc)
+            rows[i] = (self._scheme_bytes, r, t_s, task, loss, acc)
         self.sink("metrics", rows)
 
-    def _close_round(self, r: int, updates: list[Update]) -> None:
+    def close_round(self, r: int, updates: list[Update], t_end_s: float, events: np.ndarray | None = None) -> None:
+        """Round ``r`` ended at ``t_end_s`` with ``updates`` held: sink its events, summary row, ledger, metrics.
+
+        ``events``: the round's rows built elsewhere as one array (the aggregated
+        engine, :mod:`sim.fastnet`); default: the rows the actions logged.
+        """
         self.held_models = updates
-        events = np.array(self._rows.pop(r, []), dtype=TABLES["events"])
+        if events is None:
+            events = np.array(self._rows.pop(r, []), dtype=TABLES["events"])
         self.sink("events", events)
         row = np.zeros(1, TABLES["rounds"])[0]
-        row["scheme"], row["round"], row["t_end_s"] = self._scheme_bytes, r, self.env.now
-        row["latency_s"] = self.env.now - self._last_round_end_s
-        self._last_round_end_s = self.env.now
+        row["scheme"], row["round"], row["t_end_s"] = self._scheme_bytes, r, t_end_s
+        row["latency_s"] = t_end_s - self._last_round_end_s
+        self._last_round_end_s = t_end_s
         row["cloud_aggregation"] = np.any(events["kind"] == _KIND["backhaul_up"]) or np.any(
             events["kind"] == _KIND["wan_up"]
         )
@@ -345,7 +352,7 @@ class World:
         self.sink("rounds", np.array([row]))
         self._add_to_ledger(events)
         if r % self.scenario.training.eval_every == 0 or r == self.scenario.rounds:
-            self._write_metrics(r, updates)
+            self._write_metrics(r, updates, t_end_s)
         self.on_round_done(r)
 
     def _add_to_ledger(self, events: np.ndarray) -> None:
