@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from traces import EVENT_KINDS, SCHEMA_VERSION, TABLES, OutputExistsError, RunFileError, RunWriter, read_run
-from traces.schema import INPUT_TABLES
+from traces.schema import INPUT_TABLES, META_DIGEST
 
 
 def rows(table: str, n: int) -> np.ndarray:
@@ -104,6 +104,7 @@ def test_schema_1_files_read_with_empty_new_tables(tmp_path) -> None:
         w.append("rounds", rows("rounds", 2))
     with h5py.File(path, "a") as f:
         f["meta"].attrs["schema_version"] = 1
+        del f["meta"].attrs[META_DIGEST]  # schema 1 had no metadata checksum
         for name in ("links", *INPUT_TABLES):
             del f[name]
     run = read_run(path)
@@ -190,3 +191,66 @@ def test_run_killed_with_sigkill_keeps_its_completed_rounds(tmp_path) -> None:
         assert len(run.rounds) >= rounds >= 3
         per_scheme = run.scheme_rows("rounds", run.schemes[0])["round"]
         assert per_scheme.tolist() == list(range(1, len(per_scheme) + 1))
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory: pytest.TempPathFactory):
+    """A real run file: small preset, network-only, moving devices with churn (every table has rows)."""
+    from sim.runner import run_scenario
+    from sim.scenario import load_scenario
+
+    path = tmp_path_factory.mktemp("real") / "run.h5"
+    overrides = ["training.enabled=false", "rounds=4", "mobility.model=random_waypoint", "mobility.duration_s=60",
+                 "availability.model=on_off", "availability.mean_on_s=5", "availability.mean_off_s=1"]  # fmt: skip
+    run_scenario(load_scenario("small", overrides), path, progress=False)
+    return path, read_run(path)
+
+
+def same_run(a, b) -> bool:
+    return a.meta == b.meta and all(getattr(a, t).tobytes() == getattr(b, t).tobytes() for t in TABLES)
+
+
+def test_flipped_bytes_anywhere_in_a_real_run_give_a_clear_error_or_the_intact_run(real_run, tmp_path) -> None:
+    """Chunks carry Fletcher-32, HDF5 metadata its own checksums, /meta a SHA-256: damage never reads as data."""
+    path, original = real_run
+    data = path.read_bytes()
+    assert all(len(getattr(original, t)) for t in TABLES if t not in ("metrics", "contacts"))
+    damaged = tmp_path / "damaged.h5"
+    errors = 0
+    for offset in np.linspace(0, len(data) - 1, 150).astype(int):
+        flipped = bytearray(data)
+        flipped[offset] ^= 0xFF
+        damaged.write_bytes(bytes(flipped))
+        try:
+            run = read_run(damaged)
+        except RunFileError as exc:
+            assert str(damaged) in str(exc) and "\n" not in str(exc)
+            errors += 1
+        else:
+            assert same_run(run, original), f"byte {offset} changed what was read"
+    assert errors > 50  # most bytes of a run file matter
+
+
+def test_a_truncated_real_run_gives_a_clear_error_or_whole_rounds(real_run, tmp_path) -> None:
+    path, original = real_run
+    data = path.read_bytes()
+    cut = tmp_path / "cut.h5"
+    for fraction in np.linspace(0.02, 0.999, 40):
+        cut.write_bytes(data[: int(len(data) * fraction)])
+        try:
+            run = read_run(cut)
+        except RunFileError as exc:
+            assert "\n" not in str(exc)
+            continue
+        for scheme, last in run.rounds_done.items():
+            assert run.scheme_rows("rounds", scheme)["round"].tolist() == list(range(1, last + 1))
+
+
+def test_edited_metadata_is_detected(real_run, tmp_path) -> None:
+    path, _ = real_run
+    edited = tmp_path / "edited.h5"
+    edited.write_bytes(path.read_bytes())
+    with h5py.File(edited, "a") as f:
+        f["meta"].attrs["seed"] = 12345
+    with pytest.raises(RunFileError, match="/meta is damaged"):
+        read_run(edited)

@@ -41,7 +41,7 @@ import numpy as np
 
 from traces.reader import RunFileError, one_line, open_hffm_file, read_meta, read_table
 from traces.recorder import OutputExistsError
-from traces.schema import INPUT_TABLES, SCHEMA_VERSION, TABLES, create_table
+from traces.schema import INPUT_TABLES, META_DIGEST, SCHEMA_VERSION, TABLES, create_table, meta_digest
 
 
 class TraceError(ValueError):
@@ -300,6 +300,7 @@ def write_trace(
                 group.attrs["schemes"] = json.dumps(traces.channel.schemes)
             for key, value in (meta or {}).items():
                 group.attrs[key] = value
+            group.attrs[META_DIGEST] = meta_digest(dict(group.attrs))
             for name, rows in traces.tables().items():
                 create_table(f, name, rows)
         os.replace(tmp, path)

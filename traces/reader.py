@@ -22,7 +22,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from traces.schema import RUN_TABLES, SCHEMA_VERSION, TABLES
+from traces.schema import META_DIGEST, RUN_TABLES, SCHEMA_VERSION, TABLES, meta_digest
 
 
 class RunFileError(ValueError):
@@ -136,7 +136,8 @@ def read_meta(f: h5py.File, path: Path) -> dict[str, Any]:
     """``/meta`` attributes of an open hffm file; refuses a newer schema."""
     if "meta" not in f:
         raise RunFileError(f"{path}: not an hffm file (no /meta group)")
-    meta = {key: _decode_attr(value) for key, value in f["meta"].attrs.items()}
+    raw = dict(f["meta"].attrs)
+    meta = {key: _decode_attr(value) for key, value in raw.items()}
     version = meta.get("schema_version")
     if not isinstance(version, int):
         raise RunFileError(f"{path}: /meta has no integer schema_version")
@@ -144,6 +145,8 @@ def read_meta(f: h5py.File, path: Path) -> dict[str, Any]:
         raise RunFileError(
             f"{path}: schema version {version} is newer than this hffm reads ({SCHEMA_VERSION}); upgrade hffm"
         )
+    if META_DIGEST in raw and raw[META_DIGEST] != meta_digest(raw):
+        raise RunFileError(f"{path}: /meta is damaged (its checksum does not match)")
     return meta
 
 

@@ -34,7 +34,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from traces.schema import SCHEMA_VERSION, TABLES, create_table
+from traces.schema import META_DIGEST, SCHEMA_VERSION, TABLES, create_table, meta_digest
 
 
 class OutputExistsError(FileExistsError):
@@ -71,6 +71,7 @@ class RunWriter:
         group.attrs["status"] = "running"
         for key, value in meta.items():
             group.attrs[key] = json.dumps(value) if isinstance(value, (dict, list, tuple)) else value
+        group.attrs[META_DIGEST] = meta_digest(dict(group.attrs))
         for name in TABLES:
             create_table(self._file, name)
         self._file.swmr_mode = True  # from here on the file on disk stays readable at every flush

@@ -29,6 +29,10 @@ The four input-trace tables are also the whole content of a *trace file*
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
 import h5py
 import numpy as np
 
@@ -184,6 +188,23 @@ COMPRESSED_TABLES = frozenset({"events", "mobility", "channel", "contacts", "ava
 CHUNK_ROWS: dict[str, int] = {"nodes": 256, "rounds": 512, "metrics": 512, "ledger": 1024, "links": 256}
 """Rows per chunk of the small tables (uncompressed chunks take their full size on disk)."""
 DEFAULT_CHUNK_ROWS = 4096
+
+
+META_DIGEST = "meta_sha256"
+"""``/meta`` attribute holding :func:`meta_digest` of the others, so damaged metadata is detected."""
+
+
+def meta_digest(attrs: Mapping[str, Any]) -> str:
+    """SHA-256 over the ``/meta`` attributes as stored, except ``status`` (set last) and the digest itself."""
+    digest = hashlib.sha256()
+    for key in sorted(attrs):
+        if key in ("status", META_DIGEST):
+            continue
+        value = attrs[key]
+        value = value.decode(errors="replace") if isinstance(value, bytes) else value
+        value = value.item() if isinstance(value, np.generic) else value
+        digest.update(f"{key}={value!r}\n".encode(errors="replace"))
+    return digest.hexdigest()
 
 
 def create_table(parent: h5py.Group, name: str, rows: np.ndarray | None = None) -> h5py.Dataset:
