@@ -97,10 +97,10 @@ class MoELayer(nn.Module):
         n_experts = len(self.experts)
         self.last_aux_loss = load_balancing_loss(torch.softmax(logits, dim=-1), idx, n_experts)
         self.last_expert_tokens = torch.bincount(idx.reshape(-1).detach(), minlength=n_experts)
-        out = tokens
-        for j, expert in enumerate(self.experts):
-            token, slot = (idx == j).nonzero(as_tuple=True)
-            if len(token):
-                contribution = weight[token, slot, None] * expert(tokens[token])
-                out = out.index_add(0, token, contribution)
+        # group the token slots by expert: one gather, one call per used expert, one scatter-add
+        order = idx.reshape(-1).argsort(stable=True)
+        token = order // self.top_k
+        routed = tokens[token].split(self.last_expert_tokens.tolist())
+        outputs = torch.cat([expert(rows) for expert, rows in zip(self.experts, routed, strict=True) if len(rows)])
+        out = tokens.index_add(0, token, weight.reshape(-1)[order, None] * outputs)
         return out.reshape(x.shape)
