@@ -26,6 +26,7 @@ What can go wrong (configured in the scenario's ``[faults]`` section, see
 Example::
 
     >>> import numpy as np
+    >>> from sim.scenario import FaultsConfig
     >>> config = FaultsConfig(dropout_prob=0.5, edge_crashes=[{"edge": 1, "at_s": 10.0, "down_s": 5.0}])
     >>> plan = FaultPlan(config, n_devices=4, rounds=3, edge_xy_m=np.array([[0.0, 0], [100, 0], [300, 0]]),
     ...                  seed=np.random.SeedSequence(0))
@@ -42,69 +43,15 @@ from __future__ import annotations
 import math
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Literal
 
 import numpy as np
 import simpy
-from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
 from channels import db_to_linear, noise_power_w, snr_linear
 from sim.radio import RadioMedium
-from sim.scenario import _Strict
+from sim.scenario import FaultsConfig
 from traces.generators import on_off_availability
-
-
-class EdgeCrash(_Strict):
-    """Edge ``edge`` (index 0..n_edges−1) is down during [at_s, at_s + down_s)."""
-
-    edge: NonNegativeInt
-    at_s: NonNegativeFloat
-    down_s: PositiveFloat
-
-
-class Outage(_Strict):
-    """A window [at_s, at_s + down_s) during which a server is unreachable."""
-
-    at_s: NonNegativeFloat
-    down_s: PositiveFloat
-
-
-class GuardConfig(_Strict):
-    """Aggregation guards (:mod:`models.guards`); off by default."""
-
-    enabled: bool = False
-    norm_ratio: PositiveFloat = Field(
-        default=10.0, description="reject an update whose change norm exceeds this times the others' median"
-    )
-    min_updates: PositiveInt = Field(
-        default=1, description="with fewer accepted updates than this the aggregator keeps its previous model"
-    )
-
-
-Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-
-
-class FaultsConfig(_Strict):
-    """Simulated faults (see :mod:`sim.faults`); the defaults have none, so results match a fault-free run."""
-
-    dropout_prob: Probability = 0.0
-    dropout_during_upload: Probability = Field(default=0.5, description="share of the dropouts that happen mid-upload")
-    deadline_s: PositiveFloat | None = Field(
-        default=None, description="per-round deadline at the aggregator; None: wait for all"
-    )
-    outage_snr_db: Annotated[float, Field(allow_inf_nan=False)] | None = None
-    outage_rate_per_s: NonNegativeFloat = Field(default=0.0, description="link outages per second of link-up time")
-    outage_mean_s: PositiveFloat = 1.0
-    outage_horizon_s: PositiveFloat = Field(default=3600.0, description="outages are drawn up to this time")
-    max_retries: Annotated[int, Field(ge=0, le=30)] = 3
-    backoff_s: PositiveFloat = 0.1
-    edge_crashes: list[EdgeCrash] = []
-    on_edge_crash: Literal["rehome", "wait"] = "rehome"
-    cloud_outages: list[Outage] = []
-    corrupt_prob: Probability = 0.0
-    corrupt_kind: Literal["nan", "scale"] = "scale"
-    corrupt_scale: PositiveFloat = 100.0
-    guards: GuardConfig = GuardConfig()
 
 
 @dataclass(frozen=True)

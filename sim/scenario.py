@@ -387,6 +387,59 @@ class AvailabilityConfig(_Strict):
     duration_s: PositiveFloat = 3600.0
 
 
+class EdgeCrash(_Strict):
+    """Edge ``edge`` (index 0..n_edges−1) is down during [at_s, at_s + down_s)."""
+
+    edge: NonNegativeInt
+    at_s: NonNegativeFloat
+    down_s: PositiveFloat
+
+
+class Outage(_Strict):
+    """A window [at_s, at_s + down_s) during which a server is unreachable."""
+
+    at_s: NonNegativeFloat
+    down_s: PositiveFloat
+
+
+class GuardConfig(_Strict):
+    """Aggregation guards (:mod:`models.guards`); off by default."""
+
+    enabled: bool = False
+    norm_ratio: PositiveFloat = Field(
+        default=10.0, description="reject an update whose change norm exceeds this times the others' median"
+    )
+    min_updates: PositiveInt = Field(
+        default=1, description="with fewer accepted updates than this the aggregator keeps its previous model"
+    )
+
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class FaultsConfig(_Strict):
+    """Simulated faults (see :mod:`sim.faults`); the defaults have none, so results match a fault-free run."""
+
+    dropout_prob: Probability = 0.0
+    dropout_during_upload: Probability = Field(default=0.5, description="share of the dropouts that happen mid-upload")
+    deadline_s: PositiveFloat | None = Field(
+        default=None, description="per-round deadline at the aggregator; None: wait for all"
+    )
+    outage_snr_db: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    outage_rate_per_s: NonNegativeFloat = Field(default=0.0, description="link outages per second of link-up time")
+    outage_mean_s: PositiveFloat = 1.0
+    outage_horizon_s: PositiveFloat = Field(default=3600.0, description="outages are drawn up to this time")
+    max_retries: Annotated[int, Field(ge=0, le=30)] = 3
+    backoff_s: PositiveFloat = 0.1
+    edge_crashes: list[EdgeCrash] = []
+    on_edge_crash: Literal["rehome", "wait"] = "rehome"
+    cloud_outages: list[Outage] = []
+    corrupt_prob: Probability = 0.0
+    corrupt_kind: Literal["nan", "scale"] = "scale"
+    corrupt_scale: PositiveFloat = 100.0
+    guards: GuardConfig = GuardConfig()
+
+
 class Scenario(_Strict):
     """Everything a run depends on; the same scenario and seed give identical results."""
 
@@ -408,6 +461,7 @@ class Scenario(_Strict):
     network: NetworkConfig = NetworkConfig()
     heterogeneity: HeterogeneityConfig = HeterogeneityConfig()
     aggregation: AggregationConfig = AggregationConfig()
+    faults: FaultsConfig = FaultsConfig()
     schemes: Annotated[list[SchemeConfig], Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -437,6 +491,10 @@ class Scenario(_Strict):
             raise ValueError(f"heterogeneity.missing_modality_prob names {unknown}, not in model.modalities")
         if self.data.partition_task not in self.model.tasks:
             raise ValueError(f"data.partition_task {self.data.partition_task!r} is not in model.tasks {self.model.tasks}")
+        n_edges = len(self.topology.edge_positions_m or []) or self.topology.n_edges
+        for crash in self.faults.edge_crashes:
+            if crash.edge >= n_edges:
+                raise ValueError(f"faults.edge_crashes: edge {crash.edge} does not exist (edges are 0..{n_edges - 1})")
         return self
 
 
@@ -454,6 +512,8 @@ def _read_toml(text: str, origin: str) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{origin}: invalid TOML ({exc})") from None
+    except RecursionError:
+        raise ScenarioError(f"{origin}: invalid TOML (nested too deeply)") from None
 
 
 def _source_dict(source: str) -> dict[str, Any]:
@@ -461,7 +521,11 @@ def _source_dict(source: str) -> dict[str, Any]:
     if source.endswith(".toml") or path.exists():
         if not path.is_file():
             raise ScenarioError(f"scenario file {source} does not exist")
-        return _read_toml(path.read_text(), source)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ScenarioError(f"scenario file {source} is unreadable ({exc})") from None
+        return _read_toml(text, source)
     if source not in preset_names():
         raise ScenarioError(f"unknown preset {source!r}; presets are {', '.join(preset_names())} (or give a .toml file)")
     return _read_toml(resources.files(PRESETS_PACKAGE).joinpath(f"{source}.toml").read_text(), f"preset {source}")

@@ -10,9 +10,9 @@ import pytest
 import simpy
 
 import sim.faults
-from sim.faults import DeepFade, FaultPlan, FaultsConfig, gather_until
+from sim.faults import DeepFade, FaultPlan, gather_until
 from sim.radio import RadioMedium
-from sim.scenario import RadioConfig
+from sim.scenario import FaultsConfig, RadioConfig, ScenarioError, load_scenario
 
 EDGES = np.array([[0.0, 0.0], [100.0, 0.0], [300.0, 0.0]])
 
@@ -145,6 +145,9 @@ def test_config_ranges_are_validated() -> None:
         FaultsConfig(edge_crashes=[{"edge": 0, "at_s": 1.0, "down_s": 0.0}])
     with pytest.raises(ValueError, match="outage_snr_db"):
         FaultsConfig(outage_snr_db=float("nan"))
+    with pytest.raises(ScenarioError, match="edge 2 does not exist"):
+        load_scenario("small", ['faults.edge_crashes=[{edge=2, at_s=1.0, down_s=1.0}]'])
+    assert load_scenario("small", ["faults.dropout_prob=0.2"]).faults.dropout_prob == 0.2
 
 
 def test_docstring_examples() -> None:
