@@ -54,6 +54,8 @@ from models.registry import module_key
 ADAPTERS: tuple[str, ...] = ("lora", "bottleneck")
 """Parameter-efficient adapters of the frozen backbone a model may use."""
 DEFAULT_TASKS: tuple[str, ...] = tuple(TASKS)
+BLOCK_LINEARS: tuple[str, ...] = ("q", "k", "v", "o", "fc1", "fc2")
+"""The Linear layers of a fusion block (:class:`Block`), the possible LoRA targets."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,7 @@ class ModelConfig:
             ("modalities", MODALITIES, False),
             ("tasks", ALL_TASKS, False),
             ("adapters", ADAPTERS, True),
+            ("lora_targets", BLOCK_LINEARS, False),
         ):
             value = getattr(self, name)
             if not isinstance(value, tuple) or (not value and not may_be_empty) or len(set(value)) < len(value) \

@@ -66,7 +66,7 @@ def test_load_balancing_loss_by_hand() -> None:
 def test_load_balancing_loss_top_2_by_hand() -> None:
     # E = 3, top-2, two tokens routed to {0, 1} and {0, 2}: slots (2, 1, 1) of k·T = 4 → f = (½, ¼, ¼)
     probs = torch.tensor([[0.5, 0.3, 0.2], [0.4, 0.1, 0.5]])
-    p = probs.mean(dim=0)  # (0.45, 0.2, 0.35)
+    # P = mean over tokens = (0.45, 0.2, 0.35)
     loss = load_balancing_loss(probs, torch.tensor([[0, 1], [2, 0]]), 3)
     assert float(loss) == pytest.approx(3 * (0.5 * 0.45 + 0.25 * 0.2 + 0.25 * 0.35))
     # uniform routing and probabilities give exactly 1, the minimum

@@ -106,6 +106,8 @@ def test_config_validation() -> None:
     with pytest.raises(ValueError, match=r"ModelConfig\.text_backbone_dir"):
         ModelConfig(text_backbone_dir=" ")
     assert ModelConfig(adapters=()).adapters == ()
+    with pytest.raises(ValueError, match=r"ModelConfig\.lora_targets .*'query'"):
+        ModelConfig(lora_targets=("q", "query"))
 
 
 def test_missing_modalities_are_left_out_and_every_task_still_answered() -> None:
