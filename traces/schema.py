@@ -48,8 +48,18 @@ EVENT_KINDS: tuple[str, ...] = (
     "wan_down",
     "aggregate",
     "d2d",
+    "dropout",
+    "edge_crash",
+    "cloud_outage",
+    "guard",
 )
-"""Kinds of simulated actions, in enum order (the order is part of the format)."""
+"""Kinds of simulated actions, in enum order (the order is part of the format).
+
+Fault kinds (:mod:`sim.faults`; no energy, so no energy category): ``dropout`` (a device
+leaves mid-round, ``local``), ``edge_crash`` and ``cloud_outage`` (a node waits for a crashed
+or unreachable server: its ``local`` row lasts the wait), ``guard`` (a server screens out an
+update: ``local`` row of the server, ``peer`` the sender, outcome ``rejected``).
+"""
 
 ENERGY_CATEGORIES: dict[str, str] = {
     "compute": "compute",
@@ -69,7 +79,8 @@ CATEGORIES: tuple[str, ...] = ("uplink", "downlink", "backhaul", "compute", "d2d
 ROLES: tuple[str, ...] = ("tx", "rx", "local")
 """Whose side of an action a row charges: the transmitter, one receiver, or a local action."""
 
-OUTCOMES: tuple[str, ...] = ("ok", "failed")
+OUTCOMES: tuple[str, ...] = ("ok", "failed", "missed", "rejected")
+"""How an action ended: done, failed (link outage, dropout, crash), cut by a round deadline, or screened out."""
 NODE_KINDS: tuple[str, ...] = ("device", "edge", "cloud")
 
 NAME_BYTES = 32
