@@ -8,7 +8,7 @@ transfer ends.
 from __future__ import annotations
 
 import math
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +27,27 @@ class OutageError(RuntimeError):
     """A transfer can never finish: its rate is zero and the channel never changes."""
 
 
+class FlowAborted(Exception):
+    """A flow left a cell before its last bit (link outage, or :meth:`SharedCell.abort`).
+
+    Attributes:
+        start_s, end_s: when the flow started and left.
+        bits_sent: bits delivered before it left.
+        cause: ``"outage"`` (the cell's outage test) or the cause given to :meth:`SharedCell.abort`.
+    """
+
+    def __init__(self, start_s: float, end_s: float, bits_sent: float, cause: str) -> None:
+        super().__init__(start_s, end_s, bits_sent, cause)  # SimPy re-raises a copy built from args
+        self.start_s, self.end_s, self.bits_sent, self.cause = start_s, end_s, bits_sent, cause
+
+    def __str__(self) -> str:
+        return f"flow aborted at t = {self.end_s:.6f} s ({self.cause})"
+
+
+OutageTest = Callable[[np.ndarray, float], np.ndarray]
+"""(gains, bandwidth_hz) → mask of the links in outage (e.g. :class:`sim.faults.DeepFade`)."""
+
+
 @dataclass(eq=False)
 class _Flow:
     link: int
@@ -35,6 +56,7 @@ class _Flow:
     done: simpy.Event
     gain: float
     block: int
+    medium: RadioMedium
     bits_left: float = field(init=False)
     rate_bps: float = 0.0
 
@@ -52,12 +74,22 @@ class SharedCell:
     simultaneous uploads take longer than one.
 
     ``transfer`` returns an event whose value is the ``(start_s, end_s)`` of the flow.
+
+    With an ``outage`` test, a flow whose link is in outage on its share of the
+    band (checked whenever the split or its gain changes) leaves the cell: its
+    event fails with :class:`FlowAborted`. A flow may use another medium than
+    the cell's (``transfer(..., medium=)``, e.g. a re-homed device's link to
+    this edge); its gains come from that medium, its rate from the cell's
+    radio configuration.
     """
 
-    def __init__(self, env: simpy.Environment, medium: RadioMedium, bandwidth_hz: float) -> None:
+    def __init__(
+        self, env: simpy.Environment, medium: RadioMedium, bandwidth_hz: float, outage: OutageTest | None = None
+    ) -> None:
         self.env = env
         self.medium = medium
         self.bandwidth_hz = bandwidth_hz
+        self.outage = outage
         self._flows: list[_Flow] = []
         self._t_last = 0.0
         self._timer_token = 0
@@ -66,15 +98,26 @@ class SharedCell:
     def active_flows(self) -> int:
         return len(self._flows)
 
-    def transfer(self, link: int, bits: float) -> simpy.Event:
-        """Start sending ``bits`` on ``link``; the event fires when the last bit is delivered."""
+    def transfer(self, link: int, bits: float, medium: RadioMedium | None = None) -> simpy.Event:
+        """Start sending ``bits`` on ``link`` (of ``medium``, default the cell's); the event fires at the last bit."""
         self._advance()
         now = self.env.now
-        gain = float(self.medium.gains(np.array([link]), now)[0])
-        flow = _Flow(link, bits, now, self.env.event(), gain, self.medium.block_index(now))
+        medium = medium or self.medium
+        gain = float(medium.gains(np.array([link]), now)[0])
+        flow = _Flow(link, bits, now, self.env.event(), gain, self.medium.block_index(now), medium)
         self._flows.append(flow)
         self._reschedule()
         return flow.done
+
+    def abort(self, done: simpy.Event, cause: str) -> FlowAborted | None:
+        """Take the flow of event ``done`` out of the cell now; None if it already finished."""
+        self._advance()
+        flow = next((f for f in self._flows if f.done is done), None)
+        if flow is None:
+            return None
+        self._flows.remove(flow)
+        self._reschedule()
+        return FlowAborted(flow.start_s, self.env.now, flow.bits - max(flow.bits_left, 0.0), cause)
 
     def _advance(self) -> None:
         """Deliver bits at the current rates up to now."""
@@ -94,10 +137,21 @@ class SharedCell:
             return
         block = self.medium.block_index(now)
         stale = [f for f in self._flows if f.block != block]
-        if stale:
-            for flow, gain in zip(stale, self.medium.gains(np.array([f.link for f in stale]), now)):
+        for medium in dict.fromkeys(f.medium for f in stale):  # the cell's own medium first in practice
+            redrawn = [f for f in stale if f.medium is medium]
+            for flow, gain in zip(redrawn, medium.gains(np.array([f.link for f in redrawn]), now)):
                 flow.gain, flow.block = float(gain), block
         share_hz = self.bandwidth_hz / len(self._flows)
+        while self.outage is not None:  # a wider share has more noise: dropping flows can push others out
+            in_outage = self.outage(np.array([f.gain for f in self._flows]), share_hz)
+            if not in_outage.any():
+                break
+            for flow in [f for f, out in zip(self._flows, in_outage) if out]:
+                self._flows.remove(flow)
+                flow.done.fail(FlowAborted(flow.start_s, now, flow.bits - max(flow.bits_left, 0.0), "outage"))
+            if not self._flows:
+                return
+            share_hz = self.bandwidth_hz / len(self._flows)
         rates = self.medium.rates_bps(np.array([f.gain for f in self._flows]), share_hz)
         for flow, rate in zip(self._flows, rates.tolist()):
             flow.rate_bps = rate
