@@ -26,6 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from channels import clustered_layout
+from sim.fastnet import check_supported, run_aggregated
 from sim.inputs import build_inputs, channel_rows, link_rows, load_trace_inputs, placed_layout
 from sim.learner import NetworkOnlyLearner, make_learner
 from sim.profiles import device_profiles
@@ -140,13 +141,19 @@ class Setup:
         """Run one scheme on a fresh world (same seeds as every other scheme); return the world."""
         self.learner.reset()
         radio_rngs = (np.random.default_rng(self.radio_seeds[0]), np.random.default_rng(self.radio_seeds[1]))
+        aggregated = self.scenario.network.engine == "aggregated"
+        if aggregated:
+            check_supported(self.scenario, scheme, inputs, self.layout)
         world = World(
             self.scenario, self.layout, self.device_flops_per_s, self.learner, radio_rngs, scheme.name, sink, inputs
         )
         with tqdm(total=self.scenario.rounds, desc=f"{scheme.name:>12}", unit="round", disable=not progress) as bar:
             world.on_round_done = lambda _r: bar.update()
             world.record_initial_metrics()
-            world.env.run(until=world.env.process(scheme_process(world, scheme)))
+            if aggregated:
+                run_aggregated(world, scheme, tuple(np.random.default_rng(s) for s in self.radio_seeds))
+            else:
+                world.env.run(until=world.env.process(scheme_process(world, scheme)))
         sink("ledger", world.ledger())
         return world
 
@@ -199,6 +206,9 @@ def run_scenario(
         sink("links", link_rows(setup.layout))
         for table, rows in inputs.tables().items():
             sink(table, rows)
+        if scenario.network.engine == "aggregated":  # refuse before any scheme runs
+            for scheme in scenario.schemes:
+                check_supported(scenario, scheme, inputs.world_inputs(scheme.name), setup.layout)
         for scheme in scenario.schemes:
             world = setup.simulate(scheme, sink, progress, inputs.world_inputs(scheme.name))
             sink("channel", channel_rows(scheme.name, world.channel_samples))

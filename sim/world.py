@@ -15,6 +15,7 @@ from typing import Protocol
 
 import numpy as np
 import simpy
+from numpy.typing import ArrayLike
 
 from channels import compute_time_s, cycles_for_flops, energy_dvfs_j, energy_power_time_j, radio_energy_j
 from sim.learner import NetworkOnlyLearner, Update
@@ -217,15 +218,19 @@ class World:
         duration_s = float(compute_time_s(flops, flops_per_s))
         start = self.env.now
         yield self.env.timeout(duration_s)
-        self._log(r, start, "compute", "local", device, -1, 0, self._compute_energy_j(flops, flops_per_s, duration_s))
+        energy_j = float(self.compute_energy_j(flops, flops_per_s, duration_s))
+        self._log(r, start, "compute", "local", device, -1, 0, energy_j)
         return update
 
-    def _compute_energy_j(self, flops: float, flops_per_s: float, duration_s: float) -> float:
+    def compute_energy_j(
+        self, flops: ArrayLike, flops_per_s: ArrayLike, duration_s: ArrayLike
+    ) -> float | np.ndarray:
+        """Energy of local training (element-wise): the scenario's power × time or DVFS model."""
         c = self.scenario.compute
         if c.energy_model == "dvfs":
             cycles = cycles_for_flops(flops, c.flops_per_cycle)
-            return float(energy_dvfs_j(c.kappa, cycles, flops_per_s / c.flops_per_cycle))
-        return float(energy_power_time_j(c.device_power_w, duration_s))
+            return energy_dvfs_j(c.kappa, cycles, np.asarray(flops_per_s) / c.flops_per_cycle)
+        return energy_power_time_j(c.device_power_w, duration_s)
 
     def aggregate(
         self, node: int, updates: Sequence[Update], r: int, base: Update | None = None

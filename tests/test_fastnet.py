@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import simpy
 
-from sim.fastnet import shared_cell_transfers
+from sim.fastnet_cells import shared_cell_transfers
 from sim.keyed_fading import KeyedRadioMedium
 from sim.media import SharedCell
 from sim.scenario import RadioConfig
