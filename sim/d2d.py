@@ -19,7 +19,8 @@ media) from the scenario's ``[d2d]`` section:
   receiver at a time share its ``bandwidth_hz`` equally; distinct receivers
   reuse the band, no interference between them) and
   :meth:`Sidelink.broadcast` on a cluster's band (one sender at a time, at the
-  worst receiver's rate: :class:`sim.media.BroadcastChannel`).
+  worst receiver's rate in each fading block:
+  :class:`sim.d2d_medium.SidelinkBroadcast`).
 
 Energy: the sender is charged ``tx_energy_power_w`` × airtime (0.6 W, the
 prototype's D2D power), each receiver ``rx_power_w`` × airtime; the rows are
@@ -44,9 +45,8 @@ import simpy
 
 from channels import connect_with_mst, distance_m, radio_energy_j
 from sim.d2d_contacts import ContactClock, contact_intervals_for
-from sim.d2d_medium import PairLinks, SidelinkCell, sidelink_range_m
+from sim.d2d_medium import PairLinks, SidelinkBroadcast, SidelinkCell, sidelink_range_m
 from sim.learner import Update
-from sim.media import BroadcastChannel
 from sim.radio import RadioMedium
 
 if TYPE_CHECKING:
@@ -126,9 +126,9 @@ class Sidelink:
             graph = connect_with_mst(graph, xy[ids], nodes=ids)
         return graph
 
-    def band(self) -> BroadcastChannel:
+    def band(self) -> SidelinkBroadcast:
         """A new shared band for broadcasts (one sender at a time), e.g. one per cluster."""
-        return BroadcastChannel(self.world.env, self.medium, self.config.bandwidth_hz)
+        return SidelinkBroadcast(self.world.env, self.medium, self.config.bandwidth_hz)
 
     def _breakable(self, a: int, b: int, graph: nx.Graph) -> bool:
         """A contact link (may close), as opposed to an MST link (never breaks)."""
@@ -172,7 +172,7 @@ class Sidelink:
         return delivered
 
     def broadcast(
-        self, sender: int, receivers: Sequence[int], update: Update, r: int, graph: nx.Graph, band: BroadcastChannel
+        self, sender: int, receivers: Sequence[int], update: Update, r: int, graph: nx.Graph, band: SidelinkBroadcast
     ) -> Generator[simpy.Event, object, list[int]]:
         """Broadcast ``update`` to ``receivers`` on ``band`` at the worst receiver's rate; returns who missed it.
 

@@ -12,6 +12,8 @@
   :class:`sim.media.SharedCell` (equal FDMA split among the senders
   transmitting to it at that moment) whose flows can be stopped when their
   contact closes.
+* :class:`SidelinkBroadcast` is a cluster's broadcast band: one sender at a
+  time, at the worst receiver's rate, recomputed every fading block.
 
 No formula lives here: gains, noise and SNR come from :mod:`channels`.
 
@@ -23,15 +25,15 @@ No formula lives here: gains, noise and SNR come from :mod:`channels`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Sequence
 
 import numpy as np
 import simpy
 from scipy.optimize import brentq
 
 from channels import TR38901, db_to_linear, dbm_to_w, linear_to_db, noise_power_w, snr_linear
-from sim.media import SharedCell
-from sim.radio import LinkDistance
+from sim.media import OutageError, SharedCell
+from sim.radio import LinkDistance, RadioMedium
 from sim.scenario import D2DConfig, RadioConfig
 
 Positions = Callable[[float], np.ndarray]
@@ -149,3 +151,45 @@ class SidelinkCell(SharedCell):
         self._flows.remove(flow)
         self._reschedule()
         return flow.bits - max(flow.bits_left, 0.0)
+
+
+class SidelinkBroadcast:
+    """A shared broadcast band: one sender at a time, at the rate of its worst receiver in each fading block.
+
+    In coherence block b the rate is min_k R(g_k(b), B) over the receivers
+    (multicast to the weakest link); the bits sent in the block are that rate
+    times the time spent in it, and the gains are redrawn at the next block
+    boundary (the medium's block fading). Without a coherence time the gains
+    are drawn once per broadcast, as :class:`sim.media.BroadcastChannel` does.
+    """
+
+    def __init__(self, env: simpy.Environment, medium: RadioMedium, bandwidth_hz: float) -> None:
+        self.env = env
+        self.medium = medium
+        self.bandwidth_hz = bandwidth_hz
+        self._busy = simpy.Resource(env, capacity=1)
+
+    def _worst_rate_bps(self, links: np.ndarray) -> float:
+        return float(self.medium.rates_bps(self.medium.gains(links, self.env.now), self.bandwidth_hz).min())
+
+    def send(self, links: Sequence[int], bits: float) -> Generator[simpy.Event, object, tuple[float, float]]:
+        """Broadcast ``bits`` on ``links`` once the band is free; returns ``(start_s, end_s)`` of the airtime."""
+        links_arr = np.asarray(links)
+        coherence_s = self.medium.coherence_s
+        with self._busy.request() as slot:
+            yield slot
+            start_s, bits_left = self.env.now, float(bits)
+            while True:
+                rate = self._worst_rate_bps(links_arr)
+                if coherence_s is None:
+                    if rate <= 0:
+                        raise OutageError(f"D2D broadcast on links {links_arr.tolist()} has rate 0 bit/s")
+                    yield self.env.timeout(bits_left / rate)
+                    break
+                block_left_s = (self.medium.block_index(self.env.now) + 1) * coherence_s - self.env.now
+                if rate > 0 and bits_left <= rate * block_left_s:
+                    yield self.env.timeout(bits_left / rate)
+                    break
+                yield self.env.timeout(block_left_s)
+                bits_left -= rate * block_left_s
+            return start_s, self.env.now

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 import simpy
 
+from channels import dbm_to_w, noise_power_w
 from sim.d2d import Sidelink
 from sim.d2d_contacts import ContactClock, contact_intervals_for
-from sim.d2d_medium import PairLinks, median_snr_db, sidelink_range_m
+from sim.d2d_medium import PairLinks, SidelinkBroadcast, median_snr_db, sidelink_range_m
+from sim.radio import RadioMedium
 from sim.runner import RunResult, Setup
 from sim.scenario import D2DConfig, ScenarioError, load_scenario
 from sim.world import World, WorldInputs
@@ -48,18 +50,17 @@ def test_d2d_defaults_are_the_prototype_and_bad_values_name_the_key() -> None:
     d2d = load_scenario("small").d2d
     assert (d2d.tx_power_dbm, d2d.bandwidth_hz, d2d.tx_energy_power_w, d2d.radius_m) == (23.0, 8e6, 0.6, 30.0)
     assert d2d.connect_with_mst and d2d.on_contact_loss == "fail" and d2d.pathloss.model == "log_distance"
-    with pytest.raises(ScenarioError, match="d2d.radius_m"):
-        load_scenario("small", ["d2d.radius_m=0"])
-    with pytest.raises(ScenarioError, match="needs snr_threshold_db"):
-        load_scenario("small", ["d2d.radius_m=inf"])
-    with pytest.raises(ScenarioError, match="unknown key 'd2d.range'"):
-        load_scenario("small", ["d2d.range=3"])
-    with pytest.raises(ScenarioError, match="d2d.on_contact_loss"):
-        load_scenario("small", ['d2d.on_contact_loss="retry"'])
-    with pytest.raises(ScenarioError, match="star has no cells"):
-        load_scenario("small", ['schemes=[{name="s", protocol="star", d2d="relay"}]'])
-    with pytest.raises(ScenarioError, match="consensus_steps"):
-        load_scenario("small", ['schemes=[{name="e", protocol="edge_only", d2d="consensus", consensus_steps=0}]'])
+    mistakes = {
+        "d2d.radius_m=0": "d2d.radius_m",
+        "d2d.radius_m=inf": "needs snr_threshold_db",
+        "d2d.range=3": "unknown key 'd2d.range'",
+        'd2d.on_contact_loss="retry"': "d2d.on_contact_loss",
+        'schemes=[{name="s", protocol="star", d2d="relay"}]': "star has no cells",
+        'schemes=[{name="e", protocol="edge_only", d2d="consensus", consensus_steps=0}]': "consensus_steps",
+    }
+    for override, message in mistakes.items():
+        with pytest.raises(ScenarioError, match=message):
+            load_scenario("small", [override])
 
 
 def test_pair_links_are_the_device_pairs_of_each_cell() -> None:
@@ -199,3 +200,25 @@ def test_a_transfer_that_fits_in_the_contact_is_delivered_at_the_shannon_rate() 
 def test_docstring_examples(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name))
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_a_broadcast_runs_at_the_worst_receivers_rate_of_each_fading_block() -> None:
+    config = D2DConfig(fading={"kind": "rayleigh", "coherence_s": 0.01})
+    links = PairLinks(np.zeros(4, dtype=int))  # four devices of one cell, 3 m to 40 m from device 0
+    xy = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 25.0], [40.0, 0.0]])
+    samples: list[tuple[float, np.ndarray]] = []
+    medium = RadioMedium(config, links.distance_function(lambda t_s: xy), len(links), np.random.default_rng(5),
+                         log=lambda t, _links, gains: samples.append((t, gains.copy())))  # fmt: skip
+    env = simpy.Environment()
+    band = SidelinkBroadcast(env, medium, config.bandwidth_hz)
+    bits = 3e8
+    receivers = [links.link(0, v) for v in (1, 2, 3)]
+    done = env.process(band.send(receivers, bits))
+    env.run()
+    start_s, end_s = done.value
+    assert start_s == 0.0 and end_s > 0.05  # several fading blocks
+    # independently: in each block, the minimum Shannon rate of the gains drawn for it, times the time spent in it
+    times = [t for t, _ in samples] + [end_s]
+    rates = [min(8e6 * np.log2(1 + dbm_to_w(23.0) * gains / noise_power_w(8e6))) for _, gains in samples]
+    assert [round(t / 0.01) for t, _ in samples] == list(range(len(samples)))  # one draw per block, at its start
+    assert sum(rate * (b - a) for rate, a, b in zip(rates, times[:-1], times[1:])) == pytest.approx(bits, rel=1e-9)
