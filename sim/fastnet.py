@@ -14,9 +14,11 @@ cell, so a round can be computed for all devices at once:
   :meth:`sim.world.World.close_round`, which writes the round summary and
   ledger exactly as for the event engine.
 
-The operations are the event engine's, in the same order, so times, bytes
-and energies are equal to the last bit (``tests/test_fastnet_engine.py``);
-rows within a round are ordered by end time. The fading must not depend on
+The operations are the event engine's, in the same order, so every event
+row (times, bytes, energies) is equal to the last bit
+(``tests/test_fastnet_engine.py``). Rows within a round come action by action
+rather than in order of completion, so the round and ledger totals, float
+sums over those rows, can differ in the last bits. The fading must not depend on
 the order of draws (``fading.draws = "keyed"`` or ``kind = "none"``), and
 the engine refuses what it does not model (training, mobility, churn,
 channel replay, D2D, non-default sections such as faults) with a message
@@ -125,8 +127,12 @@ def _message_rows(
     rows: RowLog, r: int, kind: str, groups: list[tuple[np.ndarray, Sizes]], sender: np.ndarray,
     receivers: np.ndarray, start_s: np.ndarray, end_s: np.ndarray, tx_energy_j: np.ndarray, rx_energy_j: float,
 ) -> None:  # fmt: skip
-    """Unicast messages (one receiver each), grouped by size list."""
+    """Unicast messages (one receiver each); ``groups`` lists (items, sizes), merged here by sizes."""
+    by_sizes: dict[Sizes, list[np.ndarray]] = {}
     for members, sizes in groups:
+        by_sizes.setdefault(sizes, []).append(members)
+    for sizes, parts in by_sizes.items():
+        members = np.concatenate(parts)
         rows.messages(r, kind, sender[members], receivers[members], np.ones(len(members), dtype=np.int64), sizes,
                       start_s[members], end_s[members], tx_energy_j[members], rx_energy_j)  # fmt: skip
 

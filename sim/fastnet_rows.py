@@ -23,17 +23,17 @@ _OK = OUTCOMES.index("ok")
 class RowLog:
     """Collects event rows of one scheme per round as arrays; :meth:`take` hands a round's rows over.
 
-    Within a round, rows are ordered by the time the action ended (when the
-    event path logs them), ties in the order they were added.
+    Within a round, rows come in the order they were added (action by action),
+    not in the event engine's order of completion.
     """
 
     def __init__(self, scheme: str) -> None:
         self._scheme = scheme.encode()
-        self._parts: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+        self._parts: dict[int, list[np.ndarray]] = {}
 
-    def _add(self, r: int, rows: np.ndarray, end_s: np.ndarray) -> None:
+    def _add(self, r: int, rows: np.ndarray) -> None:
         rows["scheme"], rows["round"], rows["outcome"] = self._scheme, r, _OK
-        self._parts.setdefault(r, []).append((rows, end_s))
+        self._parts.setdefault(r, []).append(rows)
 
     def local(self, r: int, kind: str, node: np.ndarray, start_s: np.ndarray, end_s: np.ndarray,
               energy_j: np.ndarray | float) -> None:  # fmt: skip
@@ -42,7 +42,7 @@ class RowLog:
         rows["t_start_s"], rows["duration_s"] = start_s, end_s - start_s
         rows["kind"], rows["role"], rows["node"], rows["peer"] = _KIND[kind], _ROLE["local"], node, -1
         rows["energy_j"] = energy_j
-        self._add(r, rows, np.asarray(end_s, dtype=float))
+        self._add(r, rows)
 
     def messages(
         self,
@@ -88,12 +88,9 @@ class RowLog:
         tx_energy_j = np.broadcast_to(np.asarray(tx_energy_j, dtype=float), (m,))
         rx_energy_j = np.broadcast_to(np.asarray(rx_energy_j, dtype=float), (m,))
         rows["energy_j"] = np.where(is_tx, tx_energy_j[msg], rx_energy_j[msg]) * shares[module]
-        self._add(r, rows, end_s[msg])
+        self._add(r, rows)
 
     def take(self, r: int) -> np.ndarray:
-        """Round ``r``'s rows, ordered by end time (stable), and forget them."""
+        """Round ``r``'s rows, and forget them."""
         parts = self._parts.pop(r, [])
-        if not parts:
-            return np.zeros(0, TABLES["events"])
-        rows = np.concatenate([p for p, _ in parts])
-        return rows[np.argsort(np.concatenate([e for _, e in parts]), kind="stable")]
+        return np.concatenate(parts) if parts else np.zeros(0, TABLES["events"])

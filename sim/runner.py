@@ -60,6 +60,7 @@ def build_layout(topology: TopologyConfig, rng: np.random.Generator) -> Layout:
         topology.min_edge_separation_m,
         topology.cluster_center_radius_m,
         topology.device_radius_m,
+        max_tries=max(10_000, 100 * topology.n_edges),  # same draws; only large layouts get more candidates
     )
     return Layout(edge_xy, device_xy, device_edge)
 
