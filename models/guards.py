@@ -47,14 +47,16 @@ def is_finite(state: State) -> bool:
 
 
 def update_norm(state: State, reference: State) -> float:
-    """‖x − x_ref‖₂ = sqrt(Σ_tensors Σ_elements (x − x_ref)²), accumulated in float64.
+    """‖x − x_ref‖₂ = sqrt(Σ_tensors Σ_elements (x − x_ref)²) over the tensors of ``state``, in float64.
+
+    ``reference`` may hold more tensors (a whole model, ``state`` the modules one client sends).
 
     Raises:
-        ValueError: the two states differ in keys or shapes (naming the key).
+        ValueError: ``state`` has a key ``reference`` lacks, or a shape that differs (naming the key).
     """
-    if state.keys() != reference.keys():
-        key = sorted(state.keys() ^ reference.keys())[0]
-        raise ValueError(f"update and reference disagree on key {key!r}")
+    if not state.keys() <= reference.keys():
+        key = sorted(state.keys() - reference.keys())[0]
+        raise ValueError(f"update has key {key!r}, the reference does not")
     total = 0.0
     for key, tensor in state.items():
         if tensor.shape != reference[key].shape:
@@ -84,7 +86,7 @@ def screen_updates(states: Sequence[State], reference: State, max_norm_ratio: fl
 
     Args:
         states: the updates to screen.
-        reference: the model every update started from.
+        reference: the model every update started from (it may hold more tensors than an update).
         max_norm_ratio: k > 0 of the rule n_k ≤ k · median_{j≠k, finite} n_j.
 
     Raises:

@@ -54,6 +54,10 @@ from sim.scenario import FaultsConfig
 from traces.generators import on_off_availability
 
 
+FAULT_STREAM = 1001
+"""Spawn key of the faults' stream: a child of the root seed no ``root.spawn`` call reaches."""
+
+
 @dataclass(frozen=True)
 class Dropout:
     """A device dropping out of a round: when, and (during the upload) the share of the message it sent."""
@@ -71,7 +75,8 @@ class FaultPlan:
         rounds: rounds per scheme.
         edge_xy_m: (n_edges, 2) edge positions (re-homing picks the nearest alive one).
         seed: the faults' own stream; spawns the dropout, upload-fraction, corruption
-            and outage-process generators (so one kind of fault never shifts another's draws).
+            and outage-process generators (so one kind of fault never shifts another's draws),
+            and the seeds of the re-homed links' radio media (:attr:`guest_link_seeds`).
     """
 
     def __init__(
@@ -79,7 +84,9 @@ class FaultPlan:
     ) -> None:
         self.config = config
         self.edge_xy_m = np.asarray(edge_xy_m, dtype=float)
-        drop_seq, fraction_seq, corrupt_seq, outage_seq = seed.spawn(4)
+        drop_seq, fraction_seq, corrupt_seq, outage_seq, guest_seq = seed.spawn(5)
+        self.guest_link_seeds: tuple[np.random.SeedSequence, ...] = tuple(guest_seq.spawn(2))
+        """Seeds of the uplink and downlink media of re-homed devices' links to other edges."""
         shape = (rounds + 1, n_devices)  # row 0 unused: rounds count from 1
         self._drop_u = np.random.default_rng(drop_seq).random(shape)
         self._sent_fraction = np.random.default_rng(fraction_seq).random(shape)
@@ -101,6 +108,13 @@ class FaultPlan:
         for crash in config.edge_crashes:
             self._crashes.setdefault(crash.edge, []).append((crash.at_s, crash.at_s + crash.down_s))
         self._cloud_down = sorted((w.at_s, w.at_s + w.down_s) for w in config.cloud_outages)
+
+    @property
+    def plain_transfers(self) -> bool:
+        """No fault touches a transfer (no deadline, outage, crash or cloud outage): plain actions suffice."""
+        c = self.config
+        return (c.deadline_s is None and c.outage_snr_db is None and c.outage_rate_per_s == 0
+                and not c.edge_crashes and not c.cloud_outages)  # fmt: skip
 
     # ------------------------------------------------------------ device faults
     def dropout(self, device: int, r: int) -> Dropout | None:
@@ -162,6 +176,18 @@ class FaultPlan:
     def edge_up_at(self, edge: int, t_s: float) -> float:
         """``t_s`` if edge ``edge`` is up then, else when it recovers (overlapping crashes chain)."""
         return _up_at(self._crashes.get(edge, []), t_s)
+
+    def next_crash_s(self, edge: int, t_s: float) -> float:
+        """Start of the first crash of edge ``edge`` after ``t_s`` (inf: none)."""
+        return min((down for down, _ in self._crashes.get(edge, []) if down > t_s), default=math.inf)
+
+    def crash_between(self, edge: int, start_s: float, end_s: float) -> float | None:
+        """When edge ``edge`` first went down in (start_s, end_s] (None: it did not)."""
+        return min((down for down, _ in self._crashes.get(edge, []) if start_s < down <= end_s), default=None)
+
+    def down_since(self, edge: int, t_s: float) -> float:
+        """Start of the crash edge ``edge`` is in at ``t_s`` (``t_s`` itself if it is up)."""
+        return min((down for down, up in self._crashes.get(edge, []) if down <= t_s < up), default=t_s)
 
     def cloud_up_at(self, t_s: float) -> float:
         """``t_s`` if the cloud is up then, else the end of its outage."""

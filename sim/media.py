@@ -196,12 +196,15 @@ class BroadcastChannel:
         self.bandwidth_hz = bandwidth_hz
         self._busy = simpy.Resource(env, capacity=1)
 
-    def send(self, links: Sequence[int], bits: float) -> Generator[simpy.Event, object, tuple[float, float]]:
-        """Broadcast ``bits`` to ``links``; returns ``(start_s, end_s)`` of the airtime."""
+    def send(
+        self, links: Sequence[int], bits: float, medium: RadioMedium | None = None
+    ) -> Generator[simpy.Event, object, tuple[float, float]]:
+        """Broadcast ``bits`` to ``links`` (of ``medium``, default the channel's); returns the airtime's ends (s)."""
         with self._busy.request() as slot:
             yield slot
             now = self.env.now
-            rate = float(self.medium.rates_bps(self.medium.gains(np.asarray(links), now), self.bandwidth_hz).min())
+            gains = (medium or self.medium).gains(np.asarray(links), now)
+            rate = float(self.medium.rates_bps(gains, self.bandwidth_hz).min())
             if rate <= 0:
                 raise OutageError(f"downlink broadcast to links {list(links)} has rate 0 bit/s")
             yield self.env.timeout(bits / rate)

@@ -26,6 +26,20 @@ Devices switched off when a round starts sit it out (a holder with no
 participant keeps its model). All weights are sample counts, so with every
 device holding every module hierarchical with ``cloud_period = 1`` computes
 the same model as star FedAvg.
+
+Faults (``[faults]``, :mod:`sim.faults`, :mod:`sim.fault_actions`): devices may
+drop out, send faulty updates or fail transfers (then retry after a back-off);
+an aggregator with ``deadline_s`` averages what arrived within that time of
+its round start; guards screen updates before averaging, and a server left
+with fewer than ``min_updates`` keeps its model. An edge that crashes loses
+the round it was in; while it is down it either waits (its devices idle, the
+cloud round waits for it) or sits its rounds out (``rehome``: its devices join
+the nearest edge alive, the cloud averages the edges present), and it resumes
+with the model it had. A cloud outage delays cloud transfers and aggregations.
+
+Checkpoint barriers (:mod:`sim.checkpoint`): star calls ``world.on_barrier`` at
+every round end; hierarchical when the cloud holds every edge's upload of a
+cloud round (not with re-homing). ``resume`` restarts a protocol from such a state.
 """
 
 from __future__ import annotations
@@ -35,6 +49,8 @@ from collections.abc import Callable, Generator
 import simpy
 
 from sim.d2d_protocols import d2d_edge_round
+from sim.fault_actions import Rehoming, device_round, screen, wait_for_cloud
+from sim.faults import gather_until
 from sim.learner import Update
 from sim.scenario import SchemeConfig
 from sim.world import Edge, World
@@ -44,25 +60,33 @@ EdgeRound = Callable[[World, Edge, list[int], Update, int], Generator[simpy.Even
 """How an edge gets its new model in round r from its participants: (world, edge, participants, model, r) → model."""
 
 
-def star(world: World) -> Process:
-    """Star FedAvg: devices ↔ cloud every round; each device sends and receives the modules it holds."""
+def star(world: World, resume: dict[str, object] | None = None) -> Process:
+    """Star FedAvg: devices ↔ cloud every round; each device sends and receives the modules it holds.
+
+    ``resume``: ``{"round": r, "model": ...}`` of a barrier; the rounds after r run.
+    """
     env = world.env
-    model = world.learner.initial_update()
+    model = world.learner.initial_update() if resume is None else resume["model"]
+    first = 1 if resume is None else int(resume["round"]) + 1  # type: ignore[call-overload]
     world.holders_per_round = 1
-    for r in range(1, world.scenario.rounds + 1):
+    for r in range(first, world.scenario.rounds + 1):
         participants = world.available(world.devices)
-        trained = yield env.all_of([env.process(_star_device(world, d, model, r)) for d in participants])
-        if participants:
-            model = yield from world.aggregate(world.cloud_id, list(trained.values()), r, base=model)
+        procs = {d: env.process(device_round(world, d, model, r)) for d in participants}
+        arrived = yield from gather_until(env, procs, deadline_at(world))
+        updates = screen(world, world.cloud_id, {d: u for d, u in arrived.items() if u is not None}, model, r)
+        if updates:
+            yield from wait_for_cloud(world, world.cloud_id, r)
+            model = yield from world.aggregate(world.cloud_id, updates, r, base=model)
         receivers = world.available(world.devices)
         yield env.all_of([env.process(world.wan(d, world.for_device(d, model), r, up=False)) for d in receivers])
         world.report(r, model)
+        world.on_barrier(r, {"round": r, "model": model})
 
 
-def _star_device(world: World, device: int, model: Update, r: int) -> Generator[simpy.Event, object, Update]:
-    update = yield from world.train(device, model, r)
-    yield from world.wan(device, update, r, up=True)
-    return update
+def deadline_at(world: World) -> float | None:
+    """Absolute deadline of an aggregator's round starting now (None: wait for all)."""
+    deadline_s = world.scenario.faults.deadline_s
+    return None if deadline_s is None else world.env.now + deadline_s
 
 
 class Cloud:
@@ -79,22 +103,44 @@ class CloudRound:
         self.world = world
         self.cloud = cloud
         self.r = r
-        self._models: dict[int, Update] = {}
+        self._models: dict[int, Update | None] = {}
+        self._held: dict[int, Update] = {}
         self._returned = {edge.index: world.env.event() for edge in world.edges}
 
-    def submit(self, edge: Edge, model: Update) -> simpy.Event:
-        """Hand in ``edge``'s modules (after its backhaul upload); the event yields the global modules it needs."""
+    def submit(self, edge: Edge, model: Update, held: Update) -> simpy.Event:
+        """Hand in ``edge``'s modules (after its backhaul upload; ``held``: its whole model).
+
+        The event yields the global modules it needs.
+        """
         self._models[edge.index] = model
-        if len(self._models) == len(self.world.edges):
-            self.world.env.process(self._aggregate_and_return())
+        self._held[edge.index] = held
+        self._check_complete()
         return self._returned[edge.index]
+
+    def absent(self, edge: Edge) -> None:
+        """``edge`` is down and takes no part (re-homing): the cloud averages without it."""
+        self._models[edge.index] = None
+        self._check_complete()
+
+    def _check_complete(self) -> None:
+        world = self.world
+        if len(self._models) < len(world.edges):
+            return
+        if world.rehoming is None:  # a barrier: every device and link is idle, the cloud holds every upload
+            edges = {e.index: {"up": self._models[e.index], "model": self._held[e.index]} for e in world.edges}
+            world.on_barrier(self.r, {"round": self.r, "cloud": self.cloud.model, "edges": edges})
+        world.env.process(self._aggregate_and_return())
 
     def _aggregate_and_return(self) -> Process:
         world = self.world
-        ordered = [self._models[e.index] for e in world.edges]
+        present = [e for e in world.edges if self._models[e.index] is not None]
+        if not present:
+            return
+        ordered = [self._models[e.index] for e in present]
+        yield from wait_for_cloud(world, world.cloud_id, self.r)
         self.cloud.model = yield from world.aggregate(world.cloud_id, ordered, self.r, base=self.cloud.model)
         sent = {k for m in ordered for k in m.modules}
-        for edge in world.edges:
+        for edge in present:
             needed = sent & {k for d in edge.devices for k in world.learner.held(d)}
             world.env.process(self._return(edge, world.learner.restrict(self.cloud.model, needed)))
 
@@ -106,47 +152,117 @@ class CloudRound:
 def collect_uploads(world: World, edge: Edge, participants: list[int], model: Update, r: int) -> Generator[
     simpy.Event, object, Update
 ]:
-    """Plain HierFAVG edge round: every participant trains and uploads over the cell, the edge averages."""
+    """Plain HierFAVG edge round: every participant trains and uploads over the cell, the edge averages.
+
+    With faults: what arrived (before the deadline) and passed the guards; none: the edge keeps ``model``.
+    """
     env = world.env
-    trained = yield env.all_of([env.process(_edge_device(world, d, model, r)) for d in participants])
-    return (yield from world.aggregate(edge.id, list(trained.values()), r, base=model))
+    procs = {d: env.process(device_round(world, d, model, r, edge)) for d in participants}
+    arrived = yield from gather_until(env, procs, deadline_at(world))
+    updates = screen(world, edge.id, {d: u for d, u in arrived.items() if u is not None}, model, r)
+    if not updates:
+        return model
+    return (yield from world.aggregate(edge.id, updates, r, base=model))
 
 
-def hierarchical(world: World, cloud_period: int | None, collect: EdgeRound = collect_uploads) -> Process:
-    """HierFAVG with cloud aggregation every ``cloud_period`` edge rounds (``None``: edge-only)."""
+def hierarchical(
+    world: World, cloud_period: int | None, collect: EdgeRound = collect_uploads,
+    resume: dict[str, object] | None = None,
+) -> Process:  # fmt: skip
+    """HierFAVG with cloud aggregation every ``cloud_period`` edge rounds (``None``: edge-only).
+
+    ``resume``: ``{"round": r, "cloud": ..., "edges": {j: {"up": ..., "model": ...}}}`` of a cloud-round barrier.
+    """
     env = world.env
     world.holders_per_round = len(world.edges)
+    faults = world.scenario.faults
+    if faults.edge_crashes and faults.on_edge_crash == "rehome":
+        world.rehoming = Rehoming(world)
     cloud_rounds: dict[int, CloudRound] = {}
     if cloud_period is not None:
         cloud = Cloud(world)
+        if resume is not None:
+            cloud.model = resume["cloud"]  # type: ignore[assignment]
         for r in range(cloud_period, world.scenario.rounds + 1, cloud_period):
             cloud_rounds[r] = CloudRound(world, cloud, r)
     period = cloud_period or 1
-    yield env.all_of([env.process(_edge_loop(world, edge, cloud_rounds, period, collect)) for edge in world.edges])
+    def at_barrier(edge: Edge) -> dict[str, object] | None:
+        if resume is None:
+            return None
+        return {"round": resume["round"], **resume["edges"][edge.index]}  # type: ignore[index, dict-item]
+
+    yield env.all_of(
+        [env.process(_edge_loop(world, edge, cloud_rounds, period, collect, at_barrier(edge))) for edge in world.edges]
+    )
 
 
 def _edge_loop(
-    world: World, edge: Edge, cloud_rounds: dict[int, CloudRound], period: int, collect: EdgeRound
-) -> Process:
-    learner = world.learner
-    model = learner.initial_update()
-    for r in range(1, world.scenario.rounds + 1):
-        participants = world.available(edge.devices)
-        if participants:  # otherwise the edge keeps its model
-            model = learner.complete((yield from collect(world, edge, participants, model, r)), model)
+    world: World, edge: Edge, cloud_rounds: dict[int, CloudRound], period: int, collect: EdgeRound,
+    resume: dict[str, object] | None = None,
+) -> Process:  # fmt: skip
+    env, learner, rehoming = world.env, world.learner, world.rehoming
+    model, r = learner.initial_update(), 1
+    if resume is not None:  # at the barrier: this edge's upload of cloud round r is at the cloud
+        model, r = resume["model"], int(resume["round"])  # type: ignore[assignment, call-overload]
+    down_since: float | None = None
+    participants: list[int] = []
+    while r <= world.scenario.rounds:
+        if resume is None:
+            up_at = world.faults.edge_up_at(edge.index, env.now)
+            if up_at > env.now:  # down: wait for it, or (re-homing) sit the round out
+                down_since = world.faults.down_since(edge.index, env.now) if down_since is None else down_since
+                if rehoming is not None:
+                    yield from _sit_out(world, edge, model, r, cloud_rounds, down_since)
+                    r += 1
+                    continue
+                yield env.timeout(up_at - env.now)
+            if down_since is not None:
+                world._log(r, down_since, "edge_crash", "local", edge.id, -1, 0, 0.0, "", "failed")
+                down_since = None
+            start = env.now
+            participants = world.available(edge.devices) if rehoming is None else rehoming.enlist(edge)
+            new = model
+            if participants:  # otherwise the edge keeps its model
+                if rehoming is not None:
+                    yield from rehoming.send(edge, model, rehoming.newcomers(edge, participants), r)
+                new = learner.complete((yield from collect(world, edge, participants, model, r)), model)
+            down_since = world.faults.crash_between(edge.index, start, env.now)
+            if down_since is not None:  # the round's updates died with the edge; it resumes with its model
+                if rehoming is not None:
+                    rehoming.release(participants)
+                continue
+            model = new
         if r in cloud_rounds:
-            aggregated = [k for k, w in model.weights.items() if w > 0]
-            up = learner.restrict(model, learner.plan.to_cloud(aggregated, r // period))
-            yield from world.backhaul(edge, up, r, up=True)
-            model = learner.merge(model, (yield cloud_rounds[r].submit(edge, up)))
-        yield from world.broadcast(edge, model, r)
+            if resume is None:
+                aggregated = [k for k, w in model.weights.items() if w > 0]
+                up = learner.restrict(model, learner.plan.to_cloud(aggregated, r // period))
+                yield from wait_for_cloud(world, edge.id, r)
+                yield from world.backhaul(edge, up, r, up=True)
+            else:
+                up, resume = resume["up"], None  # type: ignore[assignment]
+            model = learner.merge(model, (yield cloud_rounds[r].submit(edge, up, model)))
+        if rehoming is None:
+            yield from world.broadcast(edge, model, r)
+        else:
+            own = [d for d in world.available(edge.devices) if d not in rehoming.busy or d in participants]
+            guests = [d for d in participants if rehoming.is_guest(d, edge)]
+            yield from rehoming.send(edge, model, own + guests, r)
+            rehoming.release(participants)
         world.report(r, model)
+        r += 1
 
 
-def _edge_device(world: World, device: int, model: Update, r: int) -> Generator[simpy.Event, object, Update]:
-    update = yield from world.train(device, model, r)
-    yield from world.upload(device, update, r)
-    return update
+def _sit_out(
+    world: World, edge: Edge, model: Update, r: int, cloud_rounds: dict[int, CloudRound], down_since: float
+) -> Process:
+    """A crashed edge's round while its devices are re-homed: it reports its last model and waits for the others."""
+    if r in cloud_rounds:
+        cloud_rounds[r].absent(edge)
+    if r == world.scenario.rounds:  # the run ends before the edge is back: log the downtime in its last round
+        world._log(r, down_since, "edge_crash", "local", edge.id, -1, 0, 0.0, "", "failed")
+    closed = world.when_round_closed(r)
+    world.report(r, model)
+    yield closed
 
 
 def scheme_process(world: World, scheme: SchemeConfig) -> Process:
