@@ -69,7 +69,8 @@ def test_deadline_aggregation_uses_exactly_the_updates_that_arrived_in_time(monk
             came = arrived[(arrived["round"] == r) & (arrived["node"] == edge_id)]
             assert (came["t_start_s"] + came["duration_s"] <= start_s + deadline_s + 1e-12).all()
             assert sorted(averaged.get((edge_id, r), [])) == sorted(set(came["peer"].tolist()))
-            cut = missed[(missed["round"] == r) & np.isin(missed["node"], list(devices)) & (missed["role"] != ROLE["rx"])]
+            mine_cut = (missed["round"] == r) & np.isin(missed["node"], list(devices)) & (missed["role"] != ROLE["rx"])
+            cut = missed[mine_cut]
             assert set(cut["node"].tolist()) == devices - set(came["peer"].tolist())
             assert cut["t_start_s"] + cut["duration_s"] == pytest.approx([start_s + deadline_s] * len(cut), abs=1e-9)
 
@@ -115,8 +116,8 @@ def test_cloud_outage_delays_star_aggregation_by_the_rest_of_the_window() -> Non
     base_events, base_rounds, _ = simulate(NETWORK_ONLY + ["rounds=2"], STAR)
     aggregation_s = float(rows(base_events, "aggregate")["t_start_s"][0])
     at_s, down_s = aggregation_s - 0.01, 0.5
-    events, rounds, _ = simulate(NETWORK_ONLY + ["rounds=2", f"faults.cloud_outages=[{{at_s={at_s}, down_s={down_s}}}]"],
-                                 STAR)  # fmt: skip
+    outage = f"faults.cloud_outages=[{{at_s={at_s}, down_s={down_s}}}]"
+    events, rounds, _ = simulate(NETWORK_ONLY + ["rounds=2", outage], STAR)
     delay_s = at_s + down_s - aggregation_s
     assert rounds["latency_s"] == pytest.approx(base_rounds["latency_s"] + np.array([delay_s, 0.0]), abs=1e-9)
     (outage,) = rows(events, "cloud_outage")
