@@ -196,8 +196,18 @@ INPUT_TABLES: tuple[str, ...] = ("mobility", "contacts", "availability", "channe
 COMPRESSED_TABLES = frozenset({"events", "mobility", "channel", "contacts", "availability"})
 """Tables large enough that shuffle + gzip(1) pays off."""
 
-CHUNK_ROWS: dict[str, int] = {"nodes": 256, "rounds": 512, "metrics": 512, "ledger": 1024, "links": 256}
-"""Rows per chunk of the small tables (uncompressed chunks take their full size on disk)."""
+CHUNK_ROWS: dict[str, int] = {
+    "nodes": 64,
+    "links": 64,
+    "rounds": 128,
+    "metrics": 256,
+    "ledger": 256,
+    "events": 1024,
+    "channel": 1024,
+}
+"""Rows per chunk. Uncompressed chunks take their full size on disk, so small tables get small ones; the
+compressed tables appended every round get 1024 rows, because each flush rewrites the last partial chunk
+elsewhere in the file (measured on the paper preset: 3.3 MB of events with 1024-row chunks, 4.9 MB with 4096)."""
 DEFAULT_CHUNK_ROWS = 4096
 
 
