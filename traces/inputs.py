@@ -30,17 +30,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from traces.reader import RunFileError, one_line, open_hffm_file, read_meta, read_table
-from traces.recorder import OutputExistsError
+from traces.recorder import new_hdf5_file
 from traces.schema import INPUT_TABLES, META_DIGEST, SCHEMA_VERSION, TABLES, create_table, meta_digest
 
 
@@ -283,30 +281,19 @@ def write_trace(
         OutputExistsError: ``path`` exists and ``force`` is false.
         FileNotFoundError: the directory does not exist.
     """
-    path = Path(path)
-    if path.exists() and not force:
-        raise OutputExistsError(f"{path} exists; pass --force to replace it")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"output directory {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w", libver="latest") as f:
-            group = f.create_group("meta")
-            group.attrs["schema_version"] = SCHEMA_VERSION
-            group.attrs["kind"] = "trace"
-            group.attrs["created_utc"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-            if traces.channel is not None:
-                group.attrs["schemes"] = json.dumps(traces.channel.schemes)
-            for key, value in (meta or {}).items():
-                group.attrs[key] = value
-            group.attrs[META_DIGEST] = meta_digest(dict(group.attrs))
-            for name, rows in traces.tables().items():
-                create_table(f, name, rows)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    with new_hdf5_file(path, force, libver="latest") as f:
+        group = f.create_group("meta")
+        group.attrs["schema_version"] = SCHEMA_VERSION
+        group.attrs["kind"] = "trace"
+        group.attrs["created_utc"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        if traces.channel is not None:
+            group.attrs["schemes"] = json.dumps(traces.channel.schemes)
+        for key, value in (meta or {}).items():
+            group.attrs[key] = value
+        group.attrs[META_DIGEST] = meta_digest(dict(group.attrs))
+        for name, rows in traces.tables().items():
+            create_table(f, name, rows)
+    return Path(path)
 
 
 def read_trace(path: str | os.PathLike[str]) -> InputTraces:

@@ -27,6 +27,8 @@ import datetime as dt
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -39,6 +41,29 @@ from traces.schema import META_DIGEST, SCHEMA_VERSION, TABLES, create_table, met
 
 class OutputExistsError(FileExistsError):
     """The output file exists and ``force`` was not given."""
+
+
+@contextmanager
+def new_hdf5_file(path: str | os.PathLike[str], force: bool = False, **options: Any) -> Iterator[h5py.File]:
+    """An HDF5 file written beside ``path`` and renamed onto it when the block completes (removed if it fails).
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``force`` is false.
+        FileNotFoundError: the directory does not exist.
+    """
+    path = Path(path)
+    if path.exists() and not force:
+        raise OutputExistsError(f"{path} exists; pass --force to replace it")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"output directory {path.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w", **options) as f:
+            yield f
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 class RunWriter:
