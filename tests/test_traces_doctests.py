@@ -1,4 +1,4 @@
-"""The examples in the docstrings of traces.* run and print what they say."""
+"""The examples in the docstrings of traces.* (and sim.inputs, which builds on them) run and print what they say."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["traces.recorder", "traces.inputs", "traces.generators"]
+MODULES = ["traces.recorder", "traces.inputs", "traces.generators", "traces.importers", "sim.inputs"]
 
 
 @pytest.mark.parametrize("name", MODULES)
