@@ -25,7 +25,7 @@ Example::
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -55,13 +55,11 @@ class RunInputs:
         positions: device positions over time (``None``: static layout).
         availability: device on/off schedule (``None``: always on).
         channel: recorded gains to replay, per scheme and medium (``None``: the channel models).
-        contacts: D2D contact intervals from a trace file (empty: none given).
     """
 
     positions: MobilityTrace | None = None
     availability: AvailabilitySchedule | None = None
     channel: ChannelTrace | None = None
-    contacts: np.ndarray = field(default_factory=lambda: np.zeros(0, TABLES["contacts"]))
 
     def world_inputs(self, scheme: str) -> WorldInputs:
         """The world inputs of one scheme: fresh replay cursors over that scheme's recorded gains.
@@ -76,13 +74,12 @@ class RunInputs:
         return WorldInputs(positions=self.positions, availability=self.availability, channel_replay=replay)
 
     def tables(self) -> dict[str, np.ndarray]:
-        """Rows of the ``/mobility``, ``/contacts`` and ``/availability`` tables a run records.
+        """Rows of the ``/mobility`` and ``/availability`` tables a run records.
 
         ``/channel`` is recorded per scheme from what the world hands out (:func:`channel_rows`).
         """
         return {
             "mobility": self.positions.rows() if self.positions is not None else np.zeros(0, TABLES["mobility"]),
-            "contacts": self.contacts,
             "availability": (
                 self.availability.rows() if self.availability is not None else np.zeros(0, TABLES["availability"])
             ),
@@ -140,12 +137,22 @@ def build_inputs(scenario: Scenario, layout: Layout, seed: int | np.random.SeedS
 def load_trace_inputs(path: str | os.PathLike[str], scenario: Scenario, layout: Layout) -> RunInputs:
     """Inputs from the trace file at ``path``; traces it lacks come from the scenario's models.
 
+    D2D contacts follow from the positions (``channels.contacts``), so a
+    ``/contacts`` table beside ``/mobility`` is not needed; a trace of contacts
+    alone (ONE) cannot drive a run.
+
     Raises:
         traces.RunFileError: the file is unreadable or its traces inconsistent.
-        TraceMismatchError: a trace does not fit the scenario (node count, node ids, scheme names).
+        TraceMismatchError: a trace does not fit the scenario (node count, node ids,
+            scheme names) or holds contacts without positions.
     """
     traces = read_trace(path)
     n_devices = layout.n_devices
+    if len(traces.contacts) and traces.mobility is None:
+        raise TraceMismatchError(
+            f"trace {path} has contacts but no positions; the simulator derives D2D contacts from positions, "
+            "so a contact trace alone cannot drive a run"
+        )
     if traces.mobility is not None and traces.mobility.n_nodes != n_devices:
         raise TraceMismatchError(
             f"trace {path} moves {traces.mobility.n_nodes} nodes; the scenario has {n_devices} devices"
@@ -154,10 +161,6 @@ def load_trace_inputs(path: str | os.PathLike[str], scenario: Scenario, layout: 
         raise TraceMismatchError(
             f"trace {path} gives availability of node {traces.availability.max_node}; "
             f"the scenario's devices are 0..{n_devices - 1}"
-        )
-    if len(traces.contacts) and traces.contacts["b"].max() >= n_devices:
-        raise TraceMismatchError(
-            f"trace {path} has contacts of node {traces.contacts['b'].max()}; the scenario's devices are 0..{n_devices - 1}"
         )
     if traces.channel is not None:
         missing = [s.name for s in scenario.schemes if s.name not in traces.channel.schemes]
@@ -171,7 +174,6 @@ def load_trace_inputs(path: str | os.PathLike[str], scenario: Scenario, layout: 
         positions=traces.mobility if traces.mobility is not None else generated.positions,
         availability=traces.availability if traces.availability is not None else generated.availability,
         channel=traces.channel,
-        contacts=traces.contacts,
     )
 
 

@@ -142,6 +142,15 @@ def test_missing_source_and_unknown_format(tmp_path, capsys) -> None:
         main(["import", "ns2", str(tmp_path), "--out", str(tmp_path / "t.h5")])
 
 
+def test_a_contact_trace_alone_cannot_drive_a_run(tmp_path, capsys) -> None:
+    trace_file = tmp_path / "conn.h5"
+    assert main(["import", "one", str(write(tmp_path, "conn.txt", ONE_EXAMPLE)), "--out", str(trace_file)]) == 0
+    out = tmp_path / "run.h5"
+    assert main(["run", "small", "--set", "training.enabled=false", "--trace", str(trace_file), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "has contacts but no positions" in err and err.count("\n") == 1 and not out.exists()
+
+
 def test_imported_trace_drives_a_run(tmp_path) -> None:
     """A BonnMotion walk of the 6 devices of the small preset replaces their layout and moves them."""
     lines = [f"0 {100 + 10 * i} 100 30 {600 - 10 * i} 400" for i in range(6)]
