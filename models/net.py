@@ -212,7 +212,8 @@ class SensorEncoder(nn.Module):
 class Block(nn.Module):
     """Pre-LN transformer block (Xiong et al. 2020, arXiv 2002.04745).
 
-    x ← x + o(softmax(q kᵀ/√d_h) v) on LN₁(x) per head; x ← x + fc2(GELU(fc1(LN₂(x)))).
+    x ← x + o(softmax(q kᵀ/√d_h + M) v) on LN₁(x) per head; x ← x + fc2(GELU(fc1(LN₂(x)))),
+    with M = 0 where attention is allowed and −∞ elsewhere (``allowed``, see :func:`prompt_isolation`).
     Attention is explicit matmul + softmax, not ``F.scaled_dot_product_attention``,
     so ``FlopCounterMode`` counts it on CPU.
     """
@@ -226,14 +227,29 @@ class Block(nn.Module):
         self.fc1 = nn.Linear(d, cfg.mlp_ratio * d)
         self.fc2 = nn.Linear(cfg.mlp_ratio * d, d)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(b, n, d) → (b, n, d)."""
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """(b, n, d) → (b, n, d); ``allowed`` (n, n) bool: query i may attend to key j."""
         b, n, d = x.shape
         h = self.ln1(x)
         q, k, v = (f(h).view(b, n, self.n_heads, -1).transpose(1, 2) for f in (self.q, self.k, self.v))
-        attn = torch.softmax(q @ k.transpose(-2, -1) * (1.0 / math.sqrt(d // self.n_heads)), dim=-1)
+        scores = (q @ k.transpose(-2, -1) * (1.0 / math.sqrt(d // self.n_heads))).masked_fill(~allowed, -math.inf)
+        attn = torch.softmax(scores, dim=-1)
         x = x + self.o((attn @ v).transpose(1, 2).reshape(b, n, d))
         return x + self.fc2(F.gelu(self.fc1(self.ln2(x))))
+
+
+def prompt_isolation(n_prompts: int, n_tokens: int) -> torch.Tensor:
+    """(n, n) attention pattern that keeps tasks modular: prompt i sees itself and the modality tokens;
+    modality tokens see only modality tokens.
+
+    So task t's output depends on its own prompt and the inputs, never on another task's prompt: a device
+    that does not hold ``prompt/u`` computes exactly what a full model computes for its own tasks.
+
+    >>> prompt_isolation(2, 4).int().tolist()
+    [[1, 0, 1, 1], [0, 1, 1, 1], [0, 0, 1, 1], [0, 0, 1, 1]]
+    """
+    index = torch.arange(n_tokens)
+    return (index[None, :] >= n_prompts) | (index[:, None] == index[None, :])
 
 
 class Fusion(nn.Module):
@@ -249,9 +265,10 @@ class Fusion(nn.Module):
         )
         self.norm = nn.LayerNorm(cfg.d_model)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """(b, n, d) tokens → (b, n, d); ``allowed`` is the attention pattern of every block."""
         for i, block in enumerate(self.blocks):
-            x = block(x)
+            x = block(x, allowed)
             if self.adapters:
                 x = self.adapters[i](x)
         return self.norm(x)
@@ -296,7 +313,8 @@ class M3TNet(nn.Module):
         b = batch[present[0]].shape[0]
         prompts = torch.stack(list(self.prompts.values())).expand(b, -1, -1)
         tokens = [prompts] + [self.encoders[m](batch[m]) for m in present]
-        fused = self.fusion(torch.cat(tokens, dim=1))[:, : len(self.prompts)]
+        sequence = torch.cat(tokens, dim=1)
+        fused = self.fusion(sequence, prompt_isolation(len(self.prompts), sequence.shape[1]))[:, : len(self.prompts)]
         if self.moe is not None:
             fused = self.moe(fused)
         position = {task: i for i, task in enumerate(self.prompts)}

@@ -125,6 +125,18 @@ def test_missing_modalities_are_left_out_and_every_task_still_answered() -> None
         model({"sensor": data.sensor})
 
 
+def test_a_task_output_does_not_depend_on_another_tasks_prompt() -> None:
+    model = build_model(ModelConfig(), seed=0)
+    batch = make_m3t_dataset(4, seed=3).inputs()
+    with torch.no_grad():
+        before = model(batch)
+        model.get_base_model().prompts["activity"].add_(5.0)
+        after = model(batch)
+    torch.testing.assert_close(after["shape"], before["shape"], rtol=0, atol=0)
+    torch.testing.assert_close(after["vqa"], before["vqa"], rtol=0, atol=0)
+    assert not torch.equal(after["activity"], before["activity"])  # the test can fail: its own prompt matters
+
+
 def test_model_without_lora_has_no_peft_wrapper_and_no_lora_factors() -> None:
     model = build_model(ModelConfig(adapters=("bottleneck",)), seed=0)
     assert not any("lora_" in n for n, _ in model.named_parameters())
