@@ -34,14 +34,20 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from sim.learner import Update
+from sim.radio import RadioMedium
 from traces import TABLES, RunFileError
+
+if TYPE_CHECKING:
+    from sim.world import World
 
 CHECKPOINT_VERSION = 1
 SUFFIX = ".ckpt"
@@ -66,7 +72,9 @@ class Checkpoint:
         trace: the trace file the run replays, if any.
         scheme_index: the first scheme not finished.
         tables: every row written so far, per table.
-        scheme_state: the state of scheme ``scheme_index`` at its last barrier (None: start it afresh).
+        scheme_state: the state of scheme ``scheme_index`` at its last barrier (None: start it afresh):
+            ``{"round": r, "world": capture_world(...), "protocol": ...}``.
+        every: the run's ``--checkpoint-every`` (the resumed run keeps it).
     """
 
     scenario: dict[str, Any]
@@ -74,6 +82,7 @@ class Checkpoint:
     scheme_index: int
     tables: dict[str, np.ndarray]
     scheme_state: dict[str, Any] | None
+    every: int = 1
 
 
 def pack(value: Any) -> Any:
@@ -139,6 +148,7 @@ def write_checkpoint(path: str | os.PathLike[str], checkpoint: Checkpoint) -> No
         "tables": {name: torch.frombuffer(bytearray(rows.tobytes()), dtype=torch.uint8) if len(rows) else None
                    for name, rows in checkpoint.tables.items()},  # fmt: skip
         "scheme_state": pack(checkpoint.scheme_state),
+        "every": checkpoint.every,
     }
     buffer = io.BytesIO()
     torch.save(payload, buffer)
@@ -178,7 +188,129 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
             scheme_index=int(payload["scheme_index"]),
             tables=tables,
             scheme_state=unpack(payload["scheme_state"]),
+            every=int(payload["every"]),
         )
     except Exception as exc:  # torch.load and the checks above fail in many ways on a damaged file
         text = str(exc).strip().splitlines()
         raise CheckpointError(f"{path}: unreadable checkpoint ({text[0] if text else type(exc).__name__})") from None
+
+
+# ---------------------------------------------------------------------- simulator state
+def encode(value: Any) -> Any:
+    """Protocol state as plain data: every :class:`Update` becomes ``{"__update__": [state, weights, n, loss]}``."""
+    if isinstance(value, Update):
+        return {"__update__": [value.state, dict(value.weights), value.n_samples, value.loss]}
+    if isinstance(value, dict):
+        return {k: encode(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(encode(v) for v in value)
+    return value
+
+
+def decode(value: Any) -> Any:
+    """Inverse of :func:`encode` (tensors shared before stay shared: :func:`pack` keeps object identity)."""
+    if isinstance(value, dict) and set(value) == {"__update__"}:
+        state, weights, n_samples, loss = value["__update__"]
+        return Update(state, weights, n_samples, loss)
+    if isinstance(value, dict):
+        return {k: decode(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(decode(v) for v in value)
+    return value
+
+
+def _medium_state(medium: RadioMedium) -> dict[str, Any]:
+    """A radio medium's mutable state: its generator, static gains, fading blocks, replay position."""
+    fading = medium._fading
+    return {
+        "rng": medium._rng.bit_generator.state,
+        "static_gain": medium._static_gain,
+        "fading": {k: v.copy() for k, v in vars(fading).items() if isinstance(v, np.ndarray)},
+        "replay_next": None if medium._replay is None else medium._replay._next,
+    }
+
+
+def _restore_medium(medium: RadioMedium, state: dict[str, Any]) -> None:
+    medium._rng.bit_generator.state = state["rng"]
+    medium._static_gain = state["static_gain"]
+    for name, array in state["fading"].items():
+        setattr(medium._fading, name, array.copy())
+    if medium._replay is not None:
+        medium._replay._next = state["replay_next"]
+
+
+def capture_world(world: World) -> dict[str, Any]:
+    """What a world needs to go on from a barrier, besides the protocol's own state.
+
+    The clock, the open rounds' rows and reports, the end of the last closed
+    round, the ledger, the channel samples, both radio media, every device's
+    torch generator and torch's global generator.
+    """
+    generators = getattr(world.learner, "_generators", [])
+    return {
+        "now_s": world.env.now,
+        "rows": {r: list(rows) for r, rows in world._rows.items()},
+        "reports": {r: encode(list(updates)) for r, updates in world._reports.items()},
+        "last_round_end_s": world._last_round_end_s,
+        "ledger": world._ledger.copy(),
+        "channel_samples": list(world.channel_samples),
+        "media": {"uplink": _medium_state(world.uplink_medium), "downlink": _medium_state(world.downlink_medium)},
+        "torch_generators": [g.get_state() for g in generators],
+        "torch_rng": torch.get_rng_state(),
+    }
+
+
+def restore_world(world: World, state: dict[str, Any]) -> None:
+    """Put a fresh world (same scenario, scheme and seeds) into the captured ``state``; its clock moves to it."""
+    if state["now_s"] > world.env.now:
+        world.env.run(until=state["now_s"])  # an empty queue: only the clock moves
+    world._rows = {int(r): [tuple(row) for row in rows] for r, rows in state["rows"].items()}
+    world._reports = {int(r): list(decode(updates)) for r, updates in state["reports"].items()}
+    world._last_round_end_s = state["last_round_end_s"]
+    world._ledger = state["ledger"].copy()
+    world.channel_samples[:] = [tuple(sample) for sample in state["channel_samples"]]
+    _restore_medium(world.uplink_medium, state["media"]["uplink"])
+    _restore_medium(world.downlink_medium, state["media"]["downlink"])
+    for generator, saved in zip(getattr(world.learner, "_generators", []), state["torch_generators"]):
+        generator.set_state(saved)
+    torch.set_rng_state(state["torch_rng"])
+
+
+class Checkpointer:
+    """Writes a run's checkpoints: at barriers at least ``every`` rounds apart, and after every scheme.
+
+    Args:
+        path: the checkpoint file.
+        every: rounds between checkpoints inside a scheme.
+        scenario: the scenario as JSON data; ``trace``: the trace file, if any.
+        tables: returns every row written so far, per table.
+    """
+
+    def __init__(
+        self, path: Path, every: int, scenario: dict[str, Any], trace: str | None,
+        tables: Callable[[], dict[str, np.ndarray]],
+    ) -> None:  # fmt: skip
+        self.path, self.every, self.scenario, self.trace, self.tables = path, every, scenario, trace, tables
+        self._last_round = 0
+
+    def _write(self, scheme_index: int, scheme_state: dict[str, Any] | None) -> None:
+        write_checkpoint(
+            self.path, Checkpoint(self.scenario, self.trace, scheme_index, self.tables(), scheme_state, self.every)
+        )
+
+    def barrier_hook(self, world: World, scheme_index: int, resumed_round: int = 0) -> Callable[[int, dict], None]:
+        """The ``world.on_barrier`` of scheme ``scheme_index`` (resumed at ``resumed_round``)."""
+        self._last_round = resumed_round
+
+        def on_barrier(r: int, protocol_state: dict[str, Any]) -> None:
+            if r - self._last_round < self.every:
+                return
+            self._last_round = r
+            state = {"round": r, "world": capture_world(world), "protocol": encode(protocol_state)}
+            self._write(scheme_index, state)
+
+        return on_barrier
+
+    def scheme_done(self, scheme_index: int) -> None:
+        """Scheme ``scheme_index`` and its rows are complete: a resumed run starts at the next one."""
+        self._write(scheme_index + 1, None)

@@ -1,6 +1,8 @@
 """``hffm`` command line: run scenarios, report runs, list presets.
 
     hffm run PRESET_OR_TOML [--set key=value ...] [--trace traces.h5] --out run.h5 [--force] [--quiet]
+             [--checkpoint-every N]
+    hffm run --resume run.h5 [--quiet]
     hffm report run.h5 [--plot run.png] [--force]
     hffm sweep PRESET_OR_TOML --grid key=v1,v2 [--grid ...] --out DIR [--repeats R] [--jobs N]
     hffm plot SWEEP_DIR_OR_SUMMARY_CSV --x KEY [--out sweep.png] [--log-x] [--force]
@@ -22,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sim.radio import ReplayMismatchError
-from sim.scenario import ScenarioError, load_scenario, preset_names
+from sim.scenario import Scenario, ScenarioError, load_scenario, preset_names, scenario_from_dict
 from traces import OutputExistsError, RunFileError
 from traces.importers import IMPORTERS, TraceFormatError
 
@@ -37,11 +39,14 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hffm", description="Hierarchical federated foundation model co-simulator")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a scenario and record it to HDF5")
-    run.add_argument("scenario", help="preset name (see `hffm presets`) or path to a .toml file")
+    run.add_argument("scenario", nargs="?", help="preset name (see `hffm presets`) or path to a .toml file")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a scenario key, e.g. --set uplink.bandwidth_hz=2e6 (repeatable)")  # fmt: skip
-    run.add_argument("--out", required=True, help="output HDF5 file")
+    run.add_argument("--out", help="output HDF5 file")
     run.add_argument("--force", action="store_true", help="replace an existing output file")
+    run.add_argument("--checkpoint-every", type=int, metavar="N",
+                     help="save OUT.ckpt at round barriers N rounds apart and after each scheme (for --resume)")
+    run.add_argument("--resume", metavar="RUN", help="continue the run RUN (killed or interrupted) from RUN.ckpt")
     run.add_argument("--trace", help="trace or run file whose positions, availability and channel gains drive the run")
     run.add_argument("--quiet", action="store_true", help="no progress bars, no table")
     report = sub.add_parser("report", help="print a run's results table and plot accuracy vs simulated time")
@@ -81,22 +86,56 @@ def _check_new_file(path: Path, force: bool) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> None:
     from sim.report import format_table, summarize
-    from sim.runner import run_scenario
     from traces import read_run
 
+    scenario, out = _resume(args) if args.resume is not None else _run_new(args)
+    if not args.quiet:
+        print(f"scenario {scenario.name}, seed {scenario.seed}, {scenario.rounds} rounds -> {out}")
+        print(format_table(summarize(read_run(out))))
+
+
+def _run_new(args: argparse.Namespace) -> tuple[Scenario, Path]:
+    from sim.runner import run_scenario
+
+    if args.scenario is None or args.out is None:
+        raise UsageError("run needs a preset or scenario file and --out (or --resume RUN)")
+    if args.checkpoint_every is not None and args.checkpoint_every < 1:
+        raise UsageError(f"--checkpoint-every must be at least 1, got {args.checkpoint_every}")
     scenario = load_scenario(args.scenario, args.overrides)
     out = Path(args.out)
     _check_new_file(out, args.force)
     existed = out.exists()
     try:
-        run_scenario(scenario, out, force=args.force, progress=not args.quiet, trace=args.trace)
+        run_scenario(scenario, out, force=args.force, progress=not args.quiet, trace=args.trace,
+                     checkpoint_every=args.checkpoint_every)  # fmt: skip
     except ReplayMismatchError:
         if not existed:  # a run that does not fit its trace is worthless: leave nothing behind
             out.unlink(missing_ok=True)
         raise
-    if not args.quiet:
-        print(f"scenario {scenario.name}, seed {scenario.seed}, {scenario.rounds} rounds -> {out}")
-        print(format_table(summarize(read_run(out))))
+    return scenario, out
+
+
+def _resume(args: argparse.Namespace) -> tuple[Scenario, Path]:
+    """Continue a checkpointed run (its scenario, trace and checkpoint interval come from the checkpoint)."""
+    from sim.checkpoint import CheckpointError, checkpoint_path, read_checkpoint
+    from sim.runner import run_scenario
+    from traces import read_run
+
+    given = [name for name, value in (("a scenario", args.scenario), ("--set", args.overrides), ("--out", args.out),
+                                      ("--trace", args.trace), ("--checkpoint-every", args.checkpoint_every)) if value]
+    if given:
+        raise UsageError(f"--resume takes the run file only, not {', '.join(given)} (they come from its checkpoint)")
+    out = Path(args.resume)
+    checkpoint = read_checkpoint(checkpoint_path(out))
+    for stale in out.parent.glob(f".{out.name}.*.part"):  # replacements a killed run left half-written
+        stale.unlink()
+    if out.exists():
+        run = read_run(out)
+        if run.meta.get("scenario") != checkpoint.scenario:
+            raise CheckpointError(f"{checkpoint_path(out)} belongs to another run than {out}")
+    scenario = scenario_from_dict(checkpoint.scenario)
+    run_scenario(scenario, out, force=True, progress=not args.quiet, trace=checkpoint.trace, resume=checkpoint)
+    return scenario, out
 
 
 def _cmd_import(args: argparse.Namespace) -> None:

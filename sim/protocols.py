@@ -265,11 +265,11 @@ def _sit_out(
     yield closed
 
 
-def scheme_process(world: World, scheme: SchemeConfig) -> Process:
-    """The SimPy process that runs ``scheme`` on ``world``."""
+def scheme_process(world: World, scheme: SchemeConfig, resume: dict[str, object] | None = None) -> Process:
+    """The SimPy process that runs ``scheme`` on ``world`` (from a barrier's state with ``resume``)."""
     if scheme.protocol == "star":
-        return star(world)
+        return star(world, resume)
     collect = collect_uploads if scheme.d2d == "none" else d2d_edge_round(world, scheme)
     if scheme.protocol == "edge_only":
-        return hierarchical(world, None, collect)
-    return hierarchical(world, scheme.cloud_period, collect)
+        return hierarchical(world, None, collect, resume)
+    return hierarchical(world, scheme.cloud_period, collect, resume)

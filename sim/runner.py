@@ -16,8 +16,10 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -26,6 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from channels import clustered_layout
+from sim.checkpoint import Checkpoint, Checkpointer, checkpoint_path, decode, restore_world
 from sim.fastnet import check_supported, run_aggregated
 from sim.inputs import build_inputs, channel_rows, link_rows, load_trace_inputs, placed_layout
 from sim.learner import NetworkOnlyLearner, make_learner
@@ -137,9 +140,14 @@ class Setup:
         return rows
 
     def simulate(
-        self, scheme: SchemeConfig, sink: Sink, progress: bool = False, inputs: WorldInputs = WorldInputs()
-    ) -> World:
-        """Run one scheme on a fresh world (same seeds as every other scheme); return the world."""
+        self, scheme: SchemeConfig, sink: Sink, progress: bool = False, inputs: WorldInputs = WorldInputs(),
+        barrier: Callable[[World], Callable[[int, dict], None]] | None = None, resume: dict | None = None,
+    ) -> World:  # fmt: skip
+        """Run one scheme on a fresh world (same seeds as every other scheme); return the world.
+
+        ``barrier(world)``: the world's checkpoint hook (:mod:`sim.checkpoint`); ``resume``: a
+        checkpoint's scheme state to continue from (the rounds after its barrier run).
+        """
         self.learner.reset()
         radio_rngs = (np.random.default_rng(self.radio_seeds[0]), np.random.default_rng(self.radio_seeds[1]))
         aggregated = self.scenario.network.engine == "aggregated"
@@ -148,13 +156,21 @@ class Setup:
         world = World(
             self.scenario, self.layout, self.device_flops_per_s, self.learner, radio_rngs, scheme.name, sink, inputs
         )
-        with tqdm(total=self.scenario.rounds, desc=f"{scheme.name:>12}", unit="round", disable=not progress) as bar:
+        if barrier is not None and scheme.d2d == "none":  # the sidelink's state is not checkpointed
+            world.on_barrier = barrier(world)
+        if resume is not None:
+            restore_world(world, resume["world"])
+        done = 0 if resume is None else int(resume["round"])
+        with tqdm(total=self.scenario.rounds, initial=done, desc=f"{scheme.name:>12}", unit="round",
+                  disable=not progress) as bar:  # fmt: skip
             world.on_round_done = lambda _r: bar.update()
-            world.record_initial_metrics()
+            if resume is None:
+                world.record_initial_metrics()
             if aggregated:
                 run_aggregated(world, scheme, tuple(np.random.default_rng(s) for s in self.radio_seeds))
             else:
-                world.env.run(until=world.env.process(scheme_process(world, scheme)))
+                protocol_state = None if resume is None else decode(resume["protocol"])
+                world.env.run(until=world.env.process(scheme_process(world, scheme, protocol_state)))
         sink("ledger", world.ledger())
         return world
 
@@ -165,6 +181,8 @@ def run_scenario(
     force: bool = False,
     progress: bool = True,
     trace: str | os.PathLike[str] | None = None,
+    checkpoint_every: int | None = None,
+    resume: Checkpoint | None = None,
 ) -> RunResult:
     """Run every scheme of ``scenario``; write ``out`` (HDF5) if given; return the tables.
 
@@ -173,6 +191,12 @@ def run_scenario(
     availability and channel gains come from the trace file ``trace`` where it
     has them (:func:`sim.inputs.load_trace_inputs`), else from the scenario's
     models; the run records the input traces it used.
+
+    ``checkpoint_every``: save ``out``'s checkpoint (``out.ckpt``) at barriers at
+    least that many rounds apart and after every scheme (removed when the run
+    completes). ``resume``: continue from that checkpoint instead of starting:
+    its rows are written again, finished schemes are not rerun, the scheme in
+    progress goes on from its barrier; ``out`` is replaced when the run completes.
     """
     writer = None
     if out is not None:
@@ -196,6 +220,12 @@ def run_scenario(
             if table == "rounds":
                 writer.flush()
 
+    checkpointer = None
+    every = checkpoint_every or (resume.every if resume is not None else None)
+    if out is not None and every:
+        checkpointer = Checkpointer(checkpoint_path(out), every, scenario.model_dump(mode="json"),
+                                    None if trace is None else str(trace),
+                                    lambda: {name: result.table(name) for name in TABLES})  # fmt: skip
     try:
         setup = Setup.from_scenario(scenario)
         if trace is None:
@@ -203,20 +233,34 @@ def run_scenario(
         else:
             inputs = load_trace_inputs(trace, scenario, setup.layout)
         setup.layout = placed_layout(setup.layout, inputs.positions, scenario.topology)
-        sink("nodes", setup.nodes_table())
-        sink("links", link_rows(setup.layout))
-        for table, rows in inputs.tables().items():
-            sink(table, rows)
+        if resume is None:
+            sink("nodes", setup.nodes_table())
+            sink("links", link_rows(setup.layout))
+            for table, rows in inputs.tables().items():
+                sink(table, rows)
+        else:
+            for table, rows in resume.tables.items():
+                sink(table, rows)
         if scenario.network.engine == "aggregated":  # refuse before any scheme runs
             for scheme in scenario.schemes:
                 check_supported(scenario, scheme, inputs.world_inputs(scheme.name), setup.layout)
-        for scheme in scenario.schemes:
-            world = setup.simulate(scheme, sink, progress, inputs.world_inputs(scheme.name))
+        first = 0 if resume is None else resume.scheme_index
+        for index, scheme in enumerate(scenario.schemes[first:], start=first):
+            state = resume.scheme_state if resume is not None and index == resume.scheme_index else None
+            barrier = None
+            if checkpointer is not None:
+                resumed_round = 0 if state is None else int(state["round"])
+                barrier = functools.partial(checkpointer.barrier_hook, scheme_index=index, resumed_round=resumed_round)
+            world = setup.simulate(scheme, sink, progress, inputs.world_inputs(scheme.name), barrier, state)
             sink("channel", channel_rows(scheme.name, world.channel_samples))
+            if checkpointer is not None:
+                checkpointer.scheme_done(index)
     except BaseException:
         if writer is not None:
             writer.close(complete=False)
         raise
     if writer is not None:
         writer.close(complete=True)
+    if checkpointer is not None:
+        checkpointer.path.unlink(missing_ok=True)
     return result
