@@ -64,6 +64,16 @@ class _CellState:
             setattr(self, name, getattr(self, name)[rows])
 
 
+def _rates(medium: KeyedRadioMedium, gain: np.ndarray, sharing: np.ndarray, n_active: np.ndarray,
+           bandwidth_hz: float, out: np.ndarray) -> None:  # fmt: skip
+    """``out[sharing] = R(gain, B / n)``, n the number of active flows of the cell (row)."""
+    for n in range(1, int(n_active.max(initial=0)) + 1):
+        cells = n_active == n
+        if cells.any():
+            picked = sharing & cells[:, None]
+            out[picked] = medium.rates_bps(gain[picked], bandwidth_hz / n)
+
+
 def shared_cell_transfers(
     medium: KeyedRadioMedium,
     bandwidth_hz: float,
@@ -89,10 +99,11 @@ def shared_cell_transfers(
     end_out = np.zeros(len(cell))
     fading = medium.fading
     coherence_s = fading.coherence_s
-    while len(s.timer):
+    while len(s.timer) and (np.isfinite(s.timer).any() or s.pending.any()):
         next_arrival = np.where(s.pending, s.arrival, np.inf).min(axis=1)
         is_arrival = next_arrival <= s.timer
         now = np.where(is_arrival, next_arrival, s.timer)
+        now = np.where(np.isfinite(now), now, s.t_last)  # finished cells: no time passes
         s.left -= s.rate * (now - s.t_last)[:, None]
         s.t_last = now
         s.left[s.due & ~is_arrival[:, None]] = 0.0
@@ -122,9 +133,7 @@ def shared_cell_transfers(
         if stale.any():
             epochs = s.block[stale] = block[np.nonzero(stale)[0]]
             s.gain[stale] = medium.gains_at(s.link[stale], epochs)
-        for n in np.unique(n_active[n_active > 0]).tolist():
-            sharing = s.active & (n_active == n)[:, None]
-            s.rate[sharing] = medium.rates_bps(s.gain[sharing], bandwidth_hz / n)
+        _rates(medium, s.gain, s.active, n_active, bandwidth_hz, s.rate)
         sending = s.active & (s.rate > 0)
         finish = np.full(s.left.shape, np.inf)
         np.divide(s.left, s.rate, out=finish, where=sending)
@@ -145,6 +154,6 @@ def shared_cell_transfers(
             )
         s.timer = np.where(busy, now + delay, np.inf)
         live = busy | s.pending.any(axis=1)
-        if not live.all():
+        if live.sum() < 0.8 * len(live):  # a finished cell stays put (its next event is at +inf) until then
             s.keep(np.flatnonzero(live))
     return Transfers(start_out, end_out)

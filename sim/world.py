@@ -403,7 +403,7 @@ class World:
         """
         table = self._ledger.reshape(-1, self._ledger.shape[-1])
         cell = events["node"].astype(np.int64) * self._ledger.shape[1] + events["kind"]
-        touched = np.unique(cell)
+        touched = np.flatnonzero(np.bincount(cell, minlength=len(table)))
         index = np.concatenate([touched, cell])
         tx, rx = events["role"] == _ROLE["tx"], events["role"] == _ROLE["rx"]
         columns = (np.where(tx, events["bytes"], 0), np.where(rx, events["bytes"], 0), events["energy_j"],
