@@ -288,6 +288,21 @@ def train_step_flops(
     unknown = sorted(set(present) - set(MODALITIES))
     if unknown:
         raise ValueError(f"unknown modalities {unknown}; known: {list(MODALITIES)}")
+    key = (net.cfg, batch_size, tuple(sorted(chosen)), tuple(sorted(present)), tuple(task_names))
+    if key not in _STEP_FLOPS:
+        _STEP_FLOPS[key] = _count_step_flops(model, net, registry, chosen, present, task_names, batch_size)
+    return _STEP_FLOPS[key]
+
+
+_STEP_FLOPS: dict[tuple, int] = {}
+"""Counted step FLOPs by (config, batch size, modules, modalities, tasks): they depend on shapes, never on
+values, so one count per configuration serves every model built from it (a sweep counts once per process)."""
+
+
+def _count_step_flops(
+    model: nn.Module, net: M3TNet, registry: ModuleRegistry, chosen: Collection[str], present: tuple[str, ...],
+    task_names: tuple[str, ...], batch_size: int,
+) -> int:  # fmt: skip
     inputs, labels = _zero_batch(net, batch_size, present, task_names)
     names = {name for key in chosen for name in registry.params(key)}
     text = net.encoders["text"] if "text" in net.encoders else None

@@ -34,7 +34,7 @@ def test_star_round_latency_and_energy_match_hand_computation() -> None:
     message_bits = 8 * (6_000_000 + 64)
     wan_s = 0.1 + message_bits / 4e6
     compute_s = np.array([setup.learner.train_flops(d) for d in range(40)]) / setup.device_flops_per_s
-    aggregate_s = 2 * 40 * setup.learner.parameter_count(setup.learner.held(0)) / 1e12
+    aggregate_s = 2 * sum(setup.learner.parameter_count(setup.learner.held(d)) for d in range(40)) / 1e12
     expected_latency = (compute_s + wan_s).max() + aggregate_s + wan_s
     assert rounds["latency_s"] == pytest.approx([expected_latency] * 2, rel=1e-9)
     airtime_s = message_bits / 4e6

@@ -22,9 +22,12 @@ def test_paper_preset_matches_the_prototype() -> None:
     assert s.uplink.fading.kind == "rayleigh" and s.uplink.noise_psd_dbm_hz == -174.0
     assert (s.backhaul.latency_s, s.backhaul.rate_bps, s.backhaul.tx_power_w) == (0.1, 4e6, 0.8)
     assert s.data.dirichlet_alpha == 0.1 and s.training.batch_size == 8
-    assert [(x.protocol, x.cloud_period) for x in s.schemes] == [
-        ("star", 1), ("edge_only", 1), ("hierarchical", 2), ("hierarchical", 8)
+    assert [(x.protocol, x.cloud_period, x.d2d) for x in s.schemes] == [
+        ("star", 1, "none"), ("edge_only", 1, "none"), ("hierarchical", 2, "none"), ("hierarchical", 8, "none"),
+        ("edge_only", 1, "relay"), ("hierarchical", 2, "relay"), ("hierarchical", 8, "relay"),
     ]
+    # the prototype's D2D: 0.2 W, 8 MHz, neighbours within 30 m, clusters connected by MST edges
+    assert (s.d2d.tx_power_dbm, s.d2d.bandwidth_hz, s.d2d.radius_m, s.d2d.connect_with_mst) == (23.0, 8e6, 30.0, True)
 
 
 def test_overrides_parse_toml_values_and_list_indices() -> None:
