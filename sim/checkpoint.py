@@ -85,56 +85,60 @@ class Checkpoint:
     every: int = 1
 
 
-def pack(value: Any) -> Any:
-    """``value`` with numpy arrays as tensors and numpy scalars as Python numbers (for ``weights_only`` loading).
+_NOT_A_LEAF = object()
 
-    Containers are rebuilt (dict, list, tuple) but one object reached twice is
-    packed once, so shared objects (edges holding the same model) stay shared.
+
+def _rebuild(value: Any, leaf: Callable[[Any], Any]) -> Any:
+    """``value`` with ``leaf(v)`` in place of every ``v`` it converts, dicts, lists and tuples rebuilt around them.
+
+    ``leaf`` returns :data:`_NOT_A_LEAF` for what it leaves alone. One object
+    reached twice is converted once, so shared objects stay shared.
     """
     memo: dict[int, Any] = {}
 
     def walk(v: Any) -> Any:
         if id(v) in memo:
             return memo[id(v)]
-        if isinstance(v, np.ndarray):
-            out: Any = {"__ndarray__": torch.from_numpy(np.ascontiguousarray(v).copy())}
-        elif isinstance(v, np.generic):
-            out = v.item()
-        elif isinstance(v, dict):
-            out = {k: walk(x) for k, x in v.items()}
-        elif isinstance(v, list):
-            out = [walk(x) for x in v]
-        elif isinstance(v, tuple):
-            out = tuple(walk(x) for x in v)
-        else:
-            return v
+        out = leaf(v)
+        if out is _NOT_A_LEAF:
+            if isinstance(v, dict):
+                out = {k: walk(x) for k, x in v.items()}
+            elif isinstance(v, (list, tuple)):
+                out = type(v)(walk(x) for x in v)
+            else:
+                return v
         memo[id(v)] = out
         return out
 
     return walk(value)
+
+
+def _pack_leaf(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        return {"__ndarray__": torch.from_numpy(np.ascontiguousarray(v).copy())}
+    if isinstance(v, np.generic):
+        return v.item()
+    return _NOT_A_LEAF
+
+
+def _unpack_leaf(v: Any) -> Any:
+    if isinstance(v, dict) and set(v) == {"__ndarray__"}:
+        return v["__ndarray__"].numpy()
+    return _NOT_A_LEAF
+
+
+def pack(value: Any) -> Any:
+    """``value`` with numpy arrays as tensors and numpy scalars as Python numbers (for ``weights_only`` loading).
+
+    Containers are rebuilt (dict, list, tuple) but one object reached twice is
+    packed once, so shared objects (edges holding the same model) stay shared.
+    """
+    return _rebuild(value, _pack_leaf)
 
 
 def unpack(value: Any) -> Any:
     """Inverse of :func:`pack` (arrays back to numpy; shared objects stay shared)."""
-    memo: dict[int, Any] = {}
-
-    def walk(v: Any) -> Any:
-        if id(v) in memo:
-            return memo[id(v)]
-        if isinstance(v, dict) and set(v) == {"__ndarray__"}:
-            out: Any = v["__ndarray__"].numpy()
-        elif isinstance(v, dict):
-            out = {k: walk(x) for k, x in v.items()}
-        elif isinstance(v, list):
-            out = [walk(x) for x in v]
-        elif isinstance(v, tuple):
-            out = tuple(walk(x) for x in v)
-        else:
-            return v
-        memo[id(v)] = out
-        return out
-
-    return walk(value)
+    return _rebuild(value, _unpack_leaf)
 
 
 def write_checkpoint(path: str | os.PathLike[str], checkpoint: Checkpoint) -> None:
@@ -196,27 +200,27 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
 
 
 # ---------------------------------------------------------------------- simulator state
+def _encode_leaf(v: Any) -> Any:
+    if isinstance(v, Update):
+        return {"__update__": [v.state, dict(v.weights), v.n_samples, v.loss]}
+    return _NOT_A_LEAF
+
+
+def _decode_leaf(v: Any) -> Any:
+    if isinstance(v, dict) and set(v) == {"__update__"}:
+        state, weights, n_samples, loss = v["__update__"]
+        return Update(state, weights, n_samples, loss)
+    return _NOT_A_LEAF
+
+
 def encode(value: Any) -> Any:
     """Protocol state as plain data: every :class:`Update` becomes ``{"__update__": [state, weights, n, loss]}``."""
-    if isinstance(value, Update):
-        return {"__update__": [value.state, dict(value.weights), value.n_samples, value.loss]}
-    if isinstance(value, dict):
-        return {k: encode(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(encode(v) for v in value)
-    return value
+    return _rebuild(value, _encode_leaf)
 
 
 def decode(value: Any) -> Any:
     """Inverse of :func:`encode` (tensors shared before stay shared: :func:`pack` keeps object identity)."""
-    if isinstance(value, dict) and set(value) == {"__update__"}:
-        state, weights, n_samples, loss = value["__update__"]
-        return Update(state, weights, n_samples, loss)
-    if isinstance(value, dict):
-        return {k: decode(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(decode(v) for v in value)
-    return value
+    return _rebuild(value, _decode_leaf)
 
 
 def _medium_state(medium: RadioMedium) -> dict[str, Any]:
