@@ -82,6 +82,7 @@ class Sidelink:
 
     def __init__(self, world: World) -> None:
         self.world = world
+        world.sidelink = self  # the scheme's one sidelink, also used to relay modules (sim.module_relay)
         self.config = world.scenario.d2d
         layout = world.layout
         self._track = world.inputs.positions

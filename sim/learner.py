@@ -34,7 +34,7 @@ from models import (
     make_m3t_dataset,
     train_step_flops,
 )
-from sim.profiles import PAYLOAD_MODULE, DeviceProfile, ModulePlan
+from sim.profiles import PAYLOAD_MODULE, DeviceProfile, ModulePlan, profile_timelines
 from sim.scenario import Scenario
 
 State = dict[str, torch.Tensor] | None
@@ -104,7 +104,8 @@ class NetworkOnlyLearner:
     Args:
         scenario: the run's scenario.
         model: the built model (for its modules, sizes and FLOP counts only).
-        profiles: each device's modalities and tasks.
+        profiles: each device's modalities and tasks in round 1 (later rounds add the scenario's arrivals:
+            :func:`sim.profiles.profile_timelines`).
         n_samples: samples per device (the aggregation weights).
     """
 
@@ -114,21 +115,30 @@ class NetworkOnlyLearner:
         self.model = model
         self.registry = ModuleRegistry(model)
         self.plan = ModulePlan(self.registry.keys, scenario.aggregation.rules)
-        self.profiles = list(profiles)
+        self.timelines = profile_timelines(scenario, profiles)
+        """Each device's profiles over the rounds."""
+        self.profiles = [t.at(1) for t in self.timelines]
+        """Each device's profile in round 1."""
         self.n_samples = list(n_samples)
         self._training = scenario.training
         self._fixed_payload_bytes = scenario.network.payload_bytes
-        self._held = [
-            self.plan.ordered(self.registry.held(p.modalities, p.tasks) & self.plan.trainable) for p in self.profiles
+        self._held_steps = [
+            tuple(self.plan.ordered(self.registry.held(p.modalities, p.tasks) & self.plan.trainable) for p in t.profiles)
+            for t in self.timelines
         ]
         self._numel = {k: sum(model.get_parameter(name).numel() for name in self.registry.params(k)) for k in self.registry.keys}
         self._flops: dict[tuple[tuple[str, ...], DeviceProfile], int] = {}
         self.initial_state: State = None
 
     # ------------------------------------------------------------------ bookkeeping
-    def held(self, device: int) -> tuple[str, ...]:
-        """The modules ``device`` holds, trains and sends (registry order)."""
-        return self._held[device]
+    def held(self, device: int, r: int = 1) -> tuple[str, ...]:
+        """The modules ``device`` holds, trains and sends in round ``r`` (registry order)."""
+        return self._held_steps[device][self.timelines[device].step(r)]
+
+    @property
+    def has_arrivals(self) -> bool:
+        """Some device gains a task or modality after round 1 (its held modules change over the rounds)."""
+        return any(len(t.starts) > 1 for t in self.timelines)
 
     def initial_update(self) -> Update:
         """The initial model: every trainable module, weight 0."""
@@ -152,10 +162,10 @@ class NetworkOnlyLearner:
         """Parameters of ``modules`` (for the aggregation FLOP count)."""
         return sum(self._numel[k] for k in modules)
 
-    def train_flops(self, device: int) -> int:
-        """FLOPs of the device's local training in a round: ``local_steps`` counted steps of its configuration."""
-        profile = self.profiles[device]
-        key = (self._held[device], profile)
+    def train_flops(self, device: int, r: int = 1) -> int:
+        """FLOPs of the device's local training in round ``r``: ``local_steps`` counted steps of its configuration."""
+        profile = self.timelines[device].at(r)
+        key = (self.held(device, r), profile)
         if key not in self._flops:
             step = train_step_flops(
                 self.model, self._training.batch_size, modules=key[0], modalities=profile.modalities, tasks=profile.tasks
@@ -191,9 +201,9 @@ class NetworkOnlyLearner:
         """Nothing to reset without training."""
 
     # ------------------------------------------------------------------ learning
-    def train(self, device: int, model: Update) -> Update:
+    def train(self, device: int, model: Update, r: int = 1) -> Update:
         weight = float(self.n_samples[device])
-        return Update(None, dict.fromkeys(self._held[device], weight), self.n_samples[device])
+        return Update(None, dict.fromkeys(self.held(device, r), weight), self.n_samples[device])
 
     def aggregate(self, updates: Sequence[Update], base: Update | None) -> Update:
         """Module-wise: each module's weight is summed over its holders; ``base``'s unheld modules keep weight 0."""
@@ -227,12 +237,14 @@ class TorchLearner(NetworkOnlyLearner):
         train = pool.subset(np.arange(total))
         labels = train.labels[data_cfg.partition_task].numpy()
         parts = dirichlet_partition(labels, n_devices, data_cfg.dirichlet_alpha, np.random.default_rng(part_seq))
-        model_modalities = tuple(scenario.model.modalities)
-        self.device_data = [
-            train.subset(idx).without([m for m in model_modalities if m not in p.modalities])
-            for idx, p in zip(parts, profiles)
-        ]
         super().__init__(scenario, model, profiles, [len(p) for p in parts])
+        model_modalities = tuple(scenario.model.modalities)
+        self._data_steps: list[list[M3TData]] = []  # per device and profile: its partition, the modalities it senses
+        for idx, timeline in zip(parts, self.timelines):
+            data = train.subset(idx)
+            self._data_steps.append(
+                [data.without([m for m in model_modalities if m not in p.modalities]) for p in timeline.profiles]
+            )
         self.initial_state = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
         self._aggregation = scenario.aggregation
         self._device_seeds = [_seed_int(s) for s in torch_seq.spawn(n_devices)]
@@ -243,16 +255,17 @@ class TorchLearner(NetworkOnlyLearner):
         """Restart every device's sampling RNG, so each scheme starts from the same state."""
         self._generators = [torch.Generator().manual_seed(s) for s in self._device_seeds]
 
-    def train(self, device: int, model: Update) -> Update:
-        """Local steps on the device's data from ``model``; returns the device's held modules."""
-        t = self._training
+    def train(self, device: int, model: Update, r: int = 1) -> Update:
+        """Local steps in round ``r`` on the device's data from ``model``; returns the device's held modules."""
+        t, step = self._training, self.timelines[device].step(r)
+        held = self.held(device, r)
         with torch_threads(1):
             result = local_train(
-                self.model, model.state, self.device_data[device], t.local_steps, t.batch_size, t.lr,
-                self._generators[device], modules=self._held[device], tasks=self.profiles[device].tasks,
+                self.model, model.state, self._data_steps[device][step], t.local_steps, t.batch_size, t.lr,
+                self._generators[device], modules=held, tasks=self.timelines[device].profiles[step].tasks,
                 expert_weighting=self._aggregation.expert_weighting,
             )  # fmt: skip
-        weights = {k: float(result.module_weights[k]) for k in self._held[device]}
+        weights = {k: float(result.module_weights[k]) for k in held}
         return Update(result.state, weights, result.n_samples, result.mean_loss)
 
     def aggregate(self, updates: Sequence[Update], base: Update | None) -> Update:

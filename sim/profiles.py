@@ -18,6 +18,7 @@ to the cloud (``tier``) and how often (``cloud_every``).
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -66,6 +67,55 @@ def device_profiles(scenario: Scenario, device_edge: np.ndarray, rng: np.random.
         DeviceProfile(tuple(m for m in spec.modalities if m in mods), tuple(t for t in spec.tasks if t in ts))
         for mods, ts in zip(modalities, tasks)
     ]
+
+
+@dataclass(frozen=True)
+class ProfileTimeline:
+    """A device's profiles over the rounds: ``profiles[i]`` holds from round ``starts[i]`` on (``starts[0]`` = 1).
+
+    Profiles only grow (``[[heterogeneity.task_arrivals]]``, ``[[heterogeneity.modality_arrivals]]``).
+
+        >>> t = ProfileTimeline((1, 3), (DeviceProfile(("image",), ("shape",)), DeviceProfile(("image",), ("shape", "vqa"))))
+        >>> t.at(2).tasks, t.at(3).tasks, t.at(99).tasks
+        (('shape',), ('shape', 'vqa'), ('shape', 'vqa'))
+    """
+
+    starts: tuple[int, ...]
+    profiles: tuple[DeviceProfile, ...]
+
+    def step(self, r: int) -> int:
+        """Index of the profile in round ``r`` (round 0 and before: the first)."""
+        return max(bisect.bisect_right(self.starts, r) - 1, 0)
+
+    def at(self, r: int) -> DeviceProfile:
+        """The profile in round ``r``."""
+        return self.profiles[self.step(r)]
+
+
+def profile_timelines(scenario: Scenario, profiles: Sequence[DeviceProfile]) -> list[ProfileTimeline]:
+    """Each device's profiles over the rounds: ``profiles`` (round 1) plus the arrivals, in the model's order."""
+    het, spec = scenario.heterogeneity, scenario.model
+    added: dict[tuple[int, int], tuple[set[str], set[str]]] = {}
+    for a in het.modality_arrivals:
+        added.setdefault((a.device, a.round), (set(), set()))[0].add(a.modality)
+    for t in het.task_arrivals:
+        added.setdefault((t.device, t.round), (set(), set()))[1].add(t.task)
+    timelines = []
+    for device, first in enumerate(profiles):
+        starts, steps = [1], [first]
+        for r in sorted(r for d, r in added if d == device):
+            modalities, tasks = added[device, r]
+            mods, ts = set(steps[-1].modalities) | modalities, set(steps[-1].tasks) | tasks
+            profile = DeviceProfile(tuple(m for m in spec.modalities if m in mods), tuple(t for t in spec.tasks if t in ts))
+            if profile == steps[-1]:
+                continue
+            if r <= 1:
+                steps[-1] = profile
+            else:
+                starts.append(r)
+                steps.append(profile)
+        timelines.append(ProfileTimeline(tuple(starts), tuple(steps)))
+    return timelines
 
 
 class ModulePlan:

@@ -13,6 +13,11 @@
 * **+D2D** (``SchemeConfig.d2d``) — edge-only or hierarchical whose edge
   rounds gather the devices' models over the D2D sidelink first: cluster-head
   relaying or consensus (:mod:`sim.d2d_protocols`).
+* **Module relaying** — a device that gains a task or modality
+  (``[[heterogeneity.task_arrivals]]``, ``[[heterogeneity.modality_arrivals]]``)
+  fetches the new modules before it trains: with ``SchemeConfig.module_relay``
+  from the best D2D neighbour holding them, else from its edge (the cloud in
+  star) (:mod:`sim.module_relay`).
 
 Module-wise (the HF-FM idea, arXiv 2509.03695): a device trains and sends
 only the modules it holds (its modalities' encoders, its tasks' prompts and
@@ -52,6 +57,7 @@ from sim.d2d_protocols import d2d_edge_round
 from sim.fault_actions import Rehoming, device_round, screen, wait_for_cloud
 from sim.faults import gather_until
 from sim.learner import Update
+from sim.module_relay import ModuleFetch
 from sim.scenario import SchemeConfig
 from sim.world import Edge, World
 
@@ -78,7 +84,7 @@ def star(world: World, resume: dict[str, object] | None = None) -> Process:
             yield from wait_for_cloud(world, world.cloud_id, r)
             model = yield from world.aggregate(world.cloud_id, updates, r, base=model)
         receivers = world.available(world.devices)
-        yield env.all_of([env.process(world.wan(d, world.for_device(d, model), r, up=False)) for d in receivers])
+        yield env.all_of([env.process(world.wan(d, world.for_device(d, model, r), r, up=False)) for d in receivers])
         world.report(r, model)
         world.on_barrier(r, {"round": r, "model": model})
 
@@ -140,8 +146,8 @@ class CloudRound:
         yield from wait_for_cloud(world, world.cloud_id, self.r)
         self.cloud.model = yield from world.aggregate(world.cloud_id, ordered, self.r, base=self.cloud.model)
         sent = {k for m in ordered for k in m.modules}
-        for edge in present:
-            needed = sent & {k for d in edge.devices for k in world.learner.held(d)}
+        for edge in present:  # what its devices hold next round: a device gaining a module may fetch it from the edge
+            needed = sent & {k for d in edge.devices for k in world.learner.held(d, self.r + 1)}
             world.env.process(self._return(edge, world.learner.restrict(self.cloud.model, needed)))
 
     def _return(self, edge: Edge, model: Update) -> Process:
@@ -267,6 +273,8 @@ def _sit_out(
 
 def scheme_process(world: World, scheme: SchemeConfig, resume: dict[str, object] | None = None) -> Process:
     """The SimPy process that runs ``scheme`` on ``world`` (from a barrier's state with ``resume``)."""
+    if world.learner.has_arrivals:
+        world.module_fetch = ModuleFetch(world, scheme)
     if scheme.protocol == "star":
         return star(world, resume)
     collect = collect_uploads if scheme.d2d == "none" else d2d_edge_round(world, scheme)

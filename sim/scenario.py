@@ -271,18 +271,38 @@ class AggregationConfig(_Strict):
     expert_weighting: bool = Field(default=False, description="weight each MoE expert by its gate usage")
 
 
+class TaskArrival(_Strict):
+    """``device`` runs ``task`` from ``round`` on (it then holds ``prompt/<task>`` and ``head/<task>``)."""
+
+    device: NonNegativeInt
+    task: Task
+    round: PositiveInt
+
+
+class ModalityArrival(_Strict):
+    """``device`` senses ``modality`` from ``round`` on (it then holds ``encoder/<modality>``)."""
+
+    device: NonNegativeInt
+    modality: Modality
+    round: PositiveInt
+
+
 class HeterogeneityConfig(_Strict):
     """Which modalities and tasks each device has (explicit lists, or drawn from the seed).
 
     Explicit ``device_modalities`` / ``device_tasks`` give one list per device. Otherwise a device lacks
     each modality m independently with probability ``missing_modality_prob[m]`` (keeping at least one),
     and the devices of edge j have the tasks ``tasks_by_edge[j mod len]`` (default: every model task).
+    ``task_arrivals`` / ``modality_arrivals`` add a task or modality to a device from a round on
+    (:mod:`sim.module_relay` says how it gets the new modules).
     """
 
     device_modalities: list[Annotated[list[Modality], Field(min_length=1)]] | None = None
     device_tasks: list[Annotated[list[Task], Field(min_length=1)]] | None = None
     missing_modality_prob: dict[Modality, Annotated[float, Field(ge=0.0, le=1.0)]] = {}
     tasks_by_edge: list[Annotated[list[Task], Field(min_length=1)]] | None = None
+    task_arrivals: list[TaskArrival] = []
+    modality_arrivals: list[ModalityArrival] = []
 
 
 class DataConfig(_Strict):
@@ -330,11 +350,18 @@ class SchemeConfig(_Strict):
     )
     consensus_steps: Annotated[int, Field(ge=1, le=1000)] = 1
     consensus_weights: Literal["max_degree", "metropolis"] = "max_degree"
+    module_relay: bool = Field(
+        default=False,
+        description="a device that gains a task or modality fetches the new modules from a D2D neighbour "
+        "holding them (sim.module_relay), else from its edge; needs d2d != 'none'",
+    )
 
     @model_validator(mode="after")
     def _d2d_needs_cells(self) -> SchemeConfig:
         if self.d2d != "none" and self.protocol == "star":
             raise ValueError("d2d needs protocol edge_only or hierarchical (star has no cells)")
+        if self.module_relay and self.d2d == "none":
+            raise ValueError("module_relay needs d2d = 'relay' or 'consensus' (it fetches over the D2D sidelink)")
         return self
 
 
@@ -489,6 +516,20 @@ class Scenario(_Strict):
         unknown = sorted(set(het.missing_modality_prob) - set(self.model.modalities))
         if unknown:
             raise ValueError(f"heterogeneity.missing_modality_prob names {unknown}, not in model.modalities")
+        for name, arrivals, field, allowed in (
+            ("task_arrivals", het.task_arrivals, "task", self.model.tasks),
+            ("modality_arrivals", het.modality_arrivals, "modality", self.model.modalities),
+        ):
+            for i, arrival in enumerate(arrivals):
+                where = f"heterogeneity.{name}.{i}"
+                if arrival.device >= n_devices:
+                    raise ValueError(f"{where}: device {arrival.device} does not exist (devices are 0..{n_devices - 1})")
+                if getattr(arrival, field) not in allowed:
+                    raise ValueError(f"{where}: {field} {getattr(arrival, field)!r} is not in model.{field}s {allowed}")
+                if arrival.round > self.rounds:
+                    raise ValueError(f"{where}: round {arrival.round} is after the last round ({self.rounds})")
+        if (het.task_arrivals or het.modality_arrivals) and self.network.engine == "aggregated":
+            raise ValueError("heterogeneity task/modality arrivals need network.engine = 'events'")
         if self.data.partition_task not in self.model.tasks:
             raise ValueError(f"data.partition_task {self.data.partition_task!r} is not in model.tasks {self.model.tasks}")
         n_edges = len(self.topology.edge_positions_m or []) or self.topology.n_edges

@@ -29,7 +29,9 @@ from sim.scenario import Scenario
 from traces.schema import CATEGORIES, ENERGY_CATEGORIES, EVENT_KINDS, OUTCOMES, ROLES, TABLES
 
 if TYPE_CHECKING:
+    from sim.d2d import Sidelink
     from sim.fault_actions import Rehoming
+    from sim.module_relay import ModuleFetch
 
 Sink = Callable[[str, np.ndarray], None]
 
@@ -132,6 +134,11 @@ class World:
         """The scheme's faults (:mod:`sim.faults`); none by default."""
         self.rehoming: Rehoming | None = None
         """Set by a protocol that re-homes the devices of crashed edges (:class:`sim.fault_actions.Rehoming`)."""
+        self.sidelink: Sidelink | None = None
+        """The scheme's D2D sidelink, once one is built (:class:`sim.d2d.Sidelink` sets it)."""
+        self.module_fetch: ModuleFetch | None = None
+        """Set when devices gain modules over the rounds: it gets them their new modules before they train
+        (:mod:`sim.module_relay`)."""
         self.channel_samples: list[tuple[float, str, np.ndarray, np.ndarray]] = []
         """Every channel gain handed out: (t_s, medium, links, gains)."""
         up_rng, down_rng = radio_rngs
@@ -226,9 +233,14 @@ class World:
 
     # ------------------------------------------------------------------ actions
     def train(self, device: int, model: Update, r: int) -> Generator[simpy.Event, object, Update]:
-        """Real local training now from ``model``; the clock advances by FLOPs / device FLOP/s."""
-        update = self.learner.train(device, model)
-        flops = self.learner.train_flops(device)
+        """Real local training now from ``model``; the clock advances by FLOPs / device FLOP/s.
+
+        A device that gains modules in round ``r`` first fetches them (``module_fetch``) and trains from them.
+        """
+        if self.module_fetch is not None:
+            model = yield from self.module_fetch.fetch(device, model, r)
+        update = self.learner.train(device, model, r)
+        flops = self.learner.train_flops(device, r)
         flops_per_s = float(self.device_flops_per_s[device])
         duration_s = float(compute_time_s(flops, flops_per_s))
         start = self.env.now
@@ -262,9 +274,9 @@ class World:
         self._log(r, start, "aggregate", "local", node, -1, 0, 0.0)
         return merged
 
-    def for_device(self, device: int, model: Update) -> Update:
-        """The part of ``model`` that ``device`` holds (what it receives)."""
-        return self.learner.restrict(model, self.learner.held(device))
+    def for_device(self, device: int, model: Update, r: int = 1) -> Update:
+        """The part of ``model`` that ``device`` holds in round ``r`` (what it receives)."""
+        return self.learner.restrict(model, self.learner.held(device, r))
 
     def uplink_route(self, device: int, edge: Edge) -> tuple[int, RadioMedium | None]:
         """(link id, medium) of ``device``'s uplink to ``edge``: its own link, or a re-homed guest link."""
@@ -280,15 +292,17 @@ class World:
         energy_j = float(radio_energy_j(self.uplink_medium.tx_energy_power_w, end_s - start_s))
         self._log_message(r, start_s, "uplink", device, [edge.id], sizes, energy_j, 0.0)
 
-    def multicast_groups(self, receivers: Sequence[int], model: Update) -> list[tuple[tuple[int, ...], Update]]:
-        """Downlink groups: each module goes to the receivers that hold it, modules with equal receivers together.
+    def multicast_groups(
+        self, receivers: Sequence[int], model: Update, r: int = 1
+    ) -> list[tuple[tuple[int, ...], Update]]:
+        """Downlink groups: each module goes to the receivers that hold it in round ``r``, like receivers together.
 
         With every device holding every module (or a fixed payload) this is one broadcast to all.
         """
         if self.learner.fixed_payload:
             return [(tuple(receivers), model)]
         audience: dict[str, tuple[int, ...]] = {
-            k: tuple(d for d in receivers if k in self.learner.held(d)) for k in model.modules
+            k: tuple(d for d in receivers if k in self.learner.held(d, r)) for k in model.modules
         }
         groups: dict[tuple[int, ...], list[str]] = {}
         for module, devices in audience.items():
@@ -306,7 +320,7 @@ class World:
         """
         medium = medium or self.downlink_medium
         receivers = self.available(edge.devices) if receivers is None else receivers
-        for group, part in self.multicast_groups(receivers, model):
+        for group, part in self.multicast_groups(receivers, model, r):
             sizes = self.message_sizes(part)
             links = group if link_of is None else [link_of(d) for d in group]
             start_s, end_s = yield from edge.downlink.send(links, 8 * sum(n for _, n in sizes), medium)
