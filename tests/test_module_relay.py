@@ -90,24 +90,22 @@ def test_a_relayed_module_is_byte_identical_to_the_holders_copy() -> None:
     assert fetch.new_modules(0, 2) == VQA and fetch.new_modules(0, 1) == () and fetch.new_modules(1, 2) == ()
 
 
-def test_without_a_d2d_contact_the_module_comes_from_the_edge() -> None:
-    setup, result = run(["training.enabled=false", "rounds=2", "d2d.radius_m=1.0", "d2d.connect_with_mst=false",
-                         *ARRIVALS], RELAY)  # fmt: skip
+@pytest.mark.parametrize("radius_m, scheme, device", [
+    (1.0, RELAY, 0),  # no D2D contact
+    (1000.0, RELAY, 3),  # contacts, but no one in its cell holds vqa
+    (1000.0, SchemeConfig(name="plain", protocol="edge_only", d2d="relay"), 0),  # a holder near, no module_relay
+])  # fmt: skip
+def test_otherwise_the_edge_sends_the_new_modules_before_the_device_trains(
+    radius_m: float, scheme: SchemeConfig, device: int
+) -> None:
+    setup, result = run(["training.enabled=false", "rounds=2", f"d2d.radius_m={radius_m}", "d2d.connect_with_mst=false",
+                         *ARRIVALS], scheme)  # fmt: skip
     events = result.table("events")
-    edge = setup.layout.n_devices + int(setup.layout.device_edge[0])
-    fetch = fetched_rows(events, 2, "downlink", 0)
+    edge = setup.layout.n_devices + int(setup.layout.device_edge[device])
+    fetch = fetched_rows(events, 2, "downlink", device)
     assert modules(fetch) == sorted([*VQA, "header"]) and set(fetch["peer"]) == {edge}
-    assert not (events["kind"] == KIND["d2d"]).any()
-
-
-def test_a_device_gaining_a_module_nobody_near_holds_gets_it_from_its_edge() -> None:
-    setup, result = run(["training.enabled=false", "rounds=2", "d2d.radius_m=1000.0", *ARRIVALS], RELAY)
-    events = result.table("events")
-    edge = setup.layout.n_devices + int(setup.layout.device_edge[3])
-    got = fetched_rows(events, 2, "downlink", 3)
-    assert modules(got) == sorted([*VQA, "header"]) and set(got["peer"]) == {edge}
-    assert not carrying(rows(events, 2, "d2d", "rx", 3), VQA).size
-    assert not set(VQA) & sent(events, 1, 3) and set(VQA) <= sent(events, 2, 3)
+    assert not carrying(rows(events, 2, "d2d", "rx", device), VQA).size
+    assert not set(VQA) & sent(events, 1, device) and set(VQA) <= sent(events, 2, device)
 
 
 @pytest.mark.parametrize("radius_m, kind", [(1000.0, "d2d"), (1.0, "downlink")])
@@ -134,16 +132,6 @@ def test_a_modality_arrival_brings_its_encoder() -> None:
     assert modules(got) == ["encoder/sensor", "header"] and set(got["peer"]) == {1}
     assert "encoder/sensor" not in sent(events, 1, 0) and "encoder/sensor" in sent(events, 2, 0)
     assert setup.learner.train_flops(0, 2) > setup.learner.train_flops(0, 1)
-
-
-def test_without_module_relay_the_edge_sends_the_new_modules() -> None:
-    plain = SchemeConfig(name="plain", protocol="edge_only", d2d="relay")
-    setup, result = run(["training.enabled=false", "rounds=2", "d2d.radius_m=1000.0", *ARRIVALS], plain)
-    events = result.table("events")
-    edge = setup.layout.n_devices + int(setup.layout.device_edge[0])
-    got = fetched_rows(events, 2, "downlink", 0)
-    assert modules(got) == sorted([*VQA, "header"]) and set(got["peer"]) == {edge}
-    assert not carrying(rows(events, 2, "d2d", "rx", 0), VQA).size
 
 
 def digest(result: RunResult) -> bytes:
