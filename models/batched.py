@@ -1,0 +1,335 @@
+"""Local training of many clients at once on the shared frozen backbone (same results as one at a time).
+
+C clients that train the same modules on the same tasks with the same
+modalities run each step together: their minibatches are stacked, the frozen
+layers (backbone Linear layers, LayerNorms, attention) see all C·b samples in
+one call (one large GEMM per layer instead of C small ones), and every
+trainable part is applied per client with batched matrix products on
+parameters stacked along a leading client axis (C, …):
+
+* LoRA (Hu et al. 2021): W x + (α/r)·B_c A_c x, the B_c A_c x by ``bmm``;
+* bottleneck adapters, the MoE gate and heads, encoder projections: ``bmm``;
+* the image stem: one grouped convolution (``groups = C``);
+* token embeddings and learned positions, prompts: indexing per client;
+* MoE experts: each client's experts applied densely to its tokens and
+  mixed with the top-k routing weights (zero outside the top k); the same
+  values as routing tokens to experts one by one, summed in another order.
+
+The loss is the sum of the clients' losses, so each client's parameters get
+exactly its own gradient; AdamW is element-wise, so one optimizer over the
+stacked parameters takes every client's own step. Minibatches come from each
+client's own generator in the order :func:`models.train.local_train` draws
+them. Results equal :func:`~models.train.local_train` per client up to float
+rounding (tests/test_batched.py).
+
+    >>> from models.data import make_m3t_dataset
+    >>> from models.net import ModelConfig, build_model, trainable_state
+    >>> model = build_model(ModelConfig(), seed=0)
+    >>> jobs = [ClientJob(trainable_state(model), make_m3t_dataset(16, seed=s), torch.Generator().manual_seed(s))
+    ...         for s in range(3)]
+    >>> [r.n_samples for r in batched_local_train(model, jobs, steps=2, batch_size=8, lr=1e-3)]
+    [16, 16, 16]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from models.data import MODALITIES, TASKS, M3TData
+from models.moe import top_k_routing
+from models.net import ImageEncoder, M3TNet, SensorEncoder, TextEncoder, base_net, load_trainable_state, prompt_isolation
+from models.registry import ModuleRegistry
+from models.train import TrainResult, _batches, _modules, _tasks, task_loss
+
+
+_ENCODERS = {"image": ImageEncoder, "text": TextEncoder, "sensor": SensorEncoder}
+
+
+@dataclass(frozen=True)
+class ClientJob:
+    """One client's local training: its start state (every trainable parameter), data and minibatch generator."""
+
+    state: dict[str, torch.Tensor]
+    data: M3TData
+    generator: torch.Generator
+
+
+def batch_key(job: ClientJob, batch_size: int) -> tuple[tuple[str, ...], int]:
+    """Clients with equal keys can train together: same modalities, same minibatch size."""
+    return job.data.modalities, min(batch_size, len(job.data))
+
+
+class _Stacked:
+    """Every trainable parameter over the clients as (C, *shape).
+
+    A trained parameter is one leaf (C, *shape): AdamW is element-wise, so it
+    steps each client's slice as :func:`~models.train.local_train` would. MoE
+    experts are the exception: an expert that got no token in a step has no
+    gradient there when run alone, and AdamW then skips it (no decay, no moment
+    update, no step count), so their parameters are one leaf per client and
+    the idle ones lose their gradient (:meth:`drop_unused_expert_grads`).
+    Stacks of per-client leaves are rebuilt once per step (:meth:`new_step`).
+    """
+
+    def __init__(self, model: nn.Module, jobs: Sequence[ClientJob], trained: Collection[str]) -> None:
+        self.prefix = _prefix(model)
+        self.leaves: dict[str, list[torch.Tensor]] = {}
+        self.fixed: dict[str, torch.Tensor] = {}
+        for name, p in model.named_parameters():
+            if not p.requires_grad:
+                continue
+            if name in trained and name.startswith(f"{self.prefix}moe.experts."):
+                self.leaves[name] = [job.state[name].detach().to(p.dtype).clone().requires_grad_() for job in jobs]
+            else:
+                stacked = torch.stack([job.state[name] for job in jobs]).to(p.dtype)
+                self.fixed[name] = stacked.requires_grad_(name in trained)
+        self._stacks: dict[str, torch.Tensor] = {}
+
+    def optimized(self, names: Sequence[str]) -> list[torch.Tensor]:
+        """The leaf tensors of the parameters ``names``, for the optimizer."""
+        return [t for n in names for t in (self.leaves[n] if n in self.leaves else [self.fixed[n]])]
+
+    def client_value(self, name: str, client: int) -> torch.Tensor:
+        return (self.leaves[name][client] if name in self.leaves else self.fixed[name][client]).detach().clone()
+
+    def new_step(self) -> None:
+        self._stacks = {}
+
+    def get(self, path: str) -> torch.Tensor | None:
+        """The stacked parameter at ``path`` under the base net (e.g. ``"heads.vqa.weight"``), if the model has it."""
+        name = self.prefix + path
+        if name in self.fixed:
+            return self.fixed[name]
+        if name not in self.leaves:
+            return None
+        if name not in self._stacks:
+            self._stacks[name] = torch.stack(self.leaves[name])
+        return self._stacks[name]
+
+    def __call__(self, path: str) -> torch.Tensor:
+        value = self.get(path)
+        if value is None:
+            raise KeyError(f"no trainable parameter {self.prefix + path}")
+        return value
+
+    def drop_unused_expert_grads(self, expert_tokens: torch.Tensor) -> None:
+        """Clients whose expert j got no token this step: no gradient for its parameters (as when run alone)."""
+        for j in range(expert_tokens.shape[1]):
+            idle = torch.nonzero(expert_tokens[:, j] == 0).flatten().tolist()
+            for name in [n for n in self.leaves if n.startswith(f"{self.prefix}moe.experts.{j}.")]:
+                for c in idle:
+                    self.leaves[name][c].grad = None
+
+
+def _prefix(model: nn.Module) -> str:
+    """Name prefix of the base net's parameters inside ``model`` (peft wraps it)."""
+    net = base_net(model)
+    for name, module in model.named_modules():
+        if module is net:
+            return f"{name}." if name else ""
+    raise TypeError("the base net is not a submodule of the model")
+
+
+def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """Per-client Linear: x (C, …, in), weight (C, out, in), bias (C, out) → (C, …, out)."""
+    shape = x.shape
+    y = torch.bmm(x.reshape(shape[0], -1, shape[-1]), weight.transpose(1, 2))
+    if bias is not None:
+        y = y + bias[:, None, :]
+    return y.reshape(*shape[:-1], weight.shape[1])
+
+
+class _BatchedNet:
+    """The forward of :class:`models.net.M3TNet` for C clients at once (see the module docstring)."""
+
+    def __init__(self, model: nn.Module, params: _Stacked, n_clients: int) -> None:
+        self.net: M3TNet = base_net(model)
+        self.cfg = self.net.cfg
+        self.p = params
+        self.c = n_clients
+
+    def _lora(self, layer: nn.Module, path: str, x: torch.Tensor) -> torch.Tensor:
+        """A backbone Linear (frozen, shared) plus its LoRA update per client when it has one."""
+        base = getattr(layer, "base_layer", layer)
+        y = F.linear(x, base.weight, base.bias)
+        lora_a = self.p.get(f"{path}.lora_A.default.weight")
+        if lora_a is None:
+            return y
+        lora_b = self.p(f"{path}.lora_B.default.weight")
+        update = _linear(_linear(x, lora_a, None), lora_b, None)
+        return y + update * layer.scaling["default"]
+
+    def _block(self, i: int, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """:class:`models.net.Block` on x (C, b, n, d)."""
+        block = self.net.fusion.blocks[i]
+        path = f"fusion.blocks.{i}"
+        c, b, n, d = x.shape
+        h = block.ln1(x)
+        q, k, v = (self._lora(getattr(block, name), f"{path}.{name}", h).reshape(c * b, n, block.n_heads, -1)
+                   .transpose(1, 2) for name in ("q", "k", "v"))  # fmt: skip
+        scores = (q @ k.transpose(-2, -1) * (1.0 / math.sqrt(d // block.n_heads))).masked_fill(~allowed, -math.inf)
+        attn = torch.softmax(scores, dim=-1)
+        x = x + self._lora(block.o, f"{path}.o", (attn @ v).transpose(1, 2).reshape(c, b, n, d))
+        hidden = F.gelu(self._lora(block.fc1, f"{path}.fc1", block.ln2(x)))
+        x = x + self._lora(block.fc2, f"{path}.fc2", hidden)
+        if self.net.fusion.adapters:
+            a = f"fusion.adapters.{i}"
+            down = F.gelu(_linear(x, self.p(f"{a}.down.weight"), self.p(f"{a}.down.bias")))
+            x = x + _linear(down, self.p(f"{a}.up.weight"), self.p(f"{a}.up.bias"))
+        return x
+
+    def _encode(self, modality: str, x: torch.Tensor) -> torch.Tensor:
+        """The modality's encoder per client: x (C, b, …) → (C, b, tokens, d)."""
+        p, cfg = self.p, self.cfg
+        base = f"encoders.{modality}"
+        if modality == "image":
+            c, b = x.shape[:2]
+            weight = p(f"{base}.stem.weight")  # (C, s, 3, 3, 3)
+            grouped = x.transpose(0, 1).reshape(b, -1, *x.shape[-2:])  # (b, C·3, H, W)
+            features = F.conv2d(grouped, weight.reshape(-1, *weight.shape[2:]), p(f"{base}.stem.bias").reshape(-1),
+                                padding=1, groups=c)  # fmt: skip
+            features = F.gelu(features).reshape(b, c, -1, *x.shape[-2:]).transpose(0, 1)  # (C, b, s, H, W)
+            q = cfg.patch
+            patches = features.unfold(3, q, q).unfold(4, q, q).permute(0, 1, 3, 4, 2, 5, 6)
+            patches = patches.reshape(c, b, -1, weight.shape[1] * q * q)
+            tokens = _linear(patches, p(f"{base}.proj.weight"), p(f"{base}.proj.bias"))
+        elif modality == "text":
+            table = p(f"{base}.embed.weight")  # (C, V, d)
+            tokens = table[torch.arange(self.c)[:, None, None], x]
+        else:
+            windows = x.reshape(*x.shape[:2], -1, cfg.sensor_patch)
+            tokens = _linear(windows, p(f"{base}.proj.weight"), p(f"{base}.proj.bias"))
+        return tokens + p(f"{base}.pos")[:, None]
+
+    def _moe(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:class:`models.moe.MoELayer` per client on x (C, N, d) → (output, aux loss (C,), expert tokens (C, E))."""
+        moe = self.net.moe
+        n_experts = len(moe.experts)
+        logits = _linear(x, self.p("moe.gate.weight"), self.p("moe.gate.bias"))  # (C, N, E)
+        idx, weight = top_k_routing(logits, moe.top_k)  # (C, N, k)
+        probs = torch.softmax(logits, dim=-1)
+        counts = F.one_hot(idx.detach(), n_experts).sum(dim=(1, 2))  # (C, E)
+        f = counts.to(probs.dtype) / idx[0].numel()
+        aux = n_experts * (f * probs.mean(dim=1)).sum(dim=-1)
+        mix = torch.zeros(logits.shape, dtype=x.dtype).scatter(-1, idx, weight)  # (C, N, E), 0 outside the top k
+        out = x
+        for j in range(n_experts):
+            e = f"moe.experts.{j}"
+            hidden = F.gelu(_linear(x, self.p(f"{e}.w_in.weight"), self.p(f"{e}.w_in.bias")))
+            out = out + mix[..., j, None] * _linear(hidden, self.p(f"{e}.w_out.weight"), self.p(f"{e}.w_out.bias"))
+        return out, aux, counts
+
+    def __call__(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        """Stacked inputs (C, b, …) per modality → (task outputs (C, b, …), aux loss (C,), expert tokens (C, E))."""
+        net, c = self.net, self.c
+        present = [m for m in net.encoders if batch.get(m) is not None]
+        b = batch[present[0]].shape[1]
+        prompts = torch.stack([self.p(f"prompts.{t}") for t in net.prompts], dim=1)  # (C, T, d)
+        tokens = [prompts[:, None].expand(c, b, -1, -1)] + [self._encode(m, batch[m]) for m in present]
+        x = torch.cat(tokens, dim=2)
+        allowed = prompt_isolation(len(net.prompts), x.shape[2])
+        for i in range(len(net.fusion.blocks)):
+            x = self._block(i, x, allowed)
+        fused = net.fusion.norm(x)[:, :, : len(net.prompts)]
+        aux = torch.zeros(c)
+        counts = torch.zeros(c, 0, dtype=torch.long)
+        if net.moe is not None:
+            flat, aux, counts = self._moe(fused.reshape(c, -1, fused.shape[-1]))
+            fused = flat.reshape(fused.shape)
+        position = {task: i for i, task in enumerate(net.prompts)}
+        out = {}
+        for task in self.cfg.tasks:
+            y = _linear(fused[:, :, position[task]], self.p(f"heads.{task}.weight"), self.p(f"heads.{task}.bias"))
+            out[task] = y if task in TASKS else y.squeeze(-1)
+        return out, aux, counts
+
+
+def supports(model: nn.Module) -> bool:
+    """Whether the batched forward covers this model (not with a pretrained text backbone)."""
+    net = base_net(model)
+    return all(type(net.encoders[m]) is _ENCODERS[m] for m in net.encoders)
+
+
+def batched_local_train(
+    model: nn.Module,
+    jobs: Sequence[ClientJob],
+    steps: int,
+    batch_size: int,
+    lr: float,
+    *,
+    modules: Collection[str] | None = None,
+    tasks: Collection[str] | None = None,
+    expert_weighting: bool = False,
+) -> list[TrainResult]:
+    """:func:`models.train.local_train` for every job, all clients' steps together; one result per job.
+
+    Every job must give every trainable parameter in its state and have data of
+    the same modalities and the same minibatch size (:func:`batch_key`). The
+    model is left holding the last job's result, as after the last of the
+    one-by-one calls.
+
+    Raises:
+        ValueError: no jobs, jobs that cannot share a batch, bad steps/batch size, unknown modules or tasks.
+    """
+    if not jobs:
+        raise ValueError("batched_local_train needs at least one job")
+    if steps < 1 or batch_size < 1 or any(len(job.data) < 1 for job in jobs):
+        raise ValueError(f"need steps, batch_size and data of at least 1, got {steps}, {batch_size}")
+    keys = {batch_key(job, batch_size) for job in jobs}
+    if len(keys) > 1:
+        raise ValueError(f"jobs differ in (modalities, minibatch size): {sorted(keys)}; group them by batch_key")
+    if not supports(model):
+        raise ValueError("batched_local_train does not cover a pretrained text backbone; use local_train")
+    net = base_net(model)
+    registry = ModuleRegistry(model)
+    chosen = _modules(registry, modules)
+    task_names = [_tasks(net, tasks, job.data) for job in jobs][0]
+    trained = [name for key in chosen for name in registry.params(key)]
+    params = _Stacked(model, jobs, set(trained))
+    forward = _BatchedNet(model, params, len(jobs))
+    optimizer = torch.optim.AdamW(params.optimized(trained), lr=lr, weight_decay=0.01, fused=True)
+    plans = [_batches(len(job.data), steps, batch_size, job.generator) for job in jobs]
+    totals = torch.zeros(len(jobs))
+    expert_tokens = torch.zeros(len(jobs), net.cfg.moe_experts, dtype=torch.long)
+    alpha = net.cfg.moe_aux_weight if net.moe is not None else 0.0
+    was_training = model.training
+    model.train()
+    for step in range(steps):
+        optimizer.zero_grad(set_to_none=True)
+        params.new_step()
+        picks = [plan[step] for plan in plans]
+        batch = {m: torch.stack([job.data.inputs(idx)[m] for job, idx in zip(jobs, picks)])
+                 for m in MODALITIES if m in jobs[0].data.modalities}  # fmt: skip
+        outputs, aux, counts = forward(batch)
+        losses = torch.stack([
+            torch.stack([task_loss(t, outputs[t][i], job.data.labels[t][idx]) for t in task_names]).sum()
+            for i, (job, idx) in enumerate(zip(jobs, picks))
+        ])  # fmt: skip
+        if alpha > 0:
+            losses = losses + alpha * aux
+        if losses.requires_grad:
+            losses.sum().backward()
+            params.drop_unused_expert_grads(counts)
+            optimizer.step()
+        totals += losses.detach()
+        if counts.numel():
+            expert_tokens += counts
+    model.train(was_training)
+    results = []
+    for i, job in enumerate(jobs):
+        n = len(job.data)
+        weights = dict.fromkeys(chosen, float(n))
+        if expert_weighting and net.moe is not None:
+            share = expert_tokens[i].double() / expert_tokens[i].sum()
+            weights.update({f"moe/expert/{j}": float(n * share[j]) for j in range(len(share))
+                            if f"moe/expert/{j}" in weights})  # fmt: skip
+        state = {name: params.client_value(name, i) for name in trained}
+        results.append(TrainResult(state, float(totals[i]) / steps, n, steps, weights))
+    load_trainable_state(model, {**jobs[-1].state, **results[-1].state})
+    return results
