@@ -14,7 +14,7 @@ bookkeeping with no tensors, for fast latency/energy what-ifs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -34,6 +34,8 @@ from models import (
     make_m3t_dataset,
     train_step_flops,
 )
+from models.batched import ClientJob, batch_key, batched_local_train, supports
+from models.train import TrainResult
 from sim.profiles import PAYLOAD_MODULE, DeviceProfile, ModulePlan, profile_timelines
 from sim.scenario import Scenario
 
@@ -60,6 +62,16 @@ class Update:
     @property
     def modules(self) -> tuple[str, ...]:
         return tuple(self.weights)
+
+
+@dataclass(eq=False)
+class _PendingTraining:
+    """A submitted local training and, once trained, its result."""
+
+    device: int
+    model: Update
+    r: int
+    update: Update | None = None
 
 
 @contextmanager
@@ -201,6 +213,15 @@ class NetworkOnlyLearner:
         """Nothing to reset without training."""
 
     # ------------------------------------------------------------------ learning
+    def submit(self, device: int, model: Update, r: int = 1) -> Callable[[], Update]:
+        """Start the device's local training of round ``r``; calling the result gives its :class:`Update`.
+
+        Here the training runs at once; :class:`TorchLearner` defers it so that
+        the trainings submitted before the first result is asked for run together.
+        """
+        update = self.train(device, model, r)
+        return lambda: update
+
     def train(self, device: int, model: Update, r: int = 1) -> Update:
         weight = float(self.n_samples[device])
         return Update(None, dict.fromkeys(self.held(device, r), weight), self.n_samples[device])
@@ -254,6 +275,58 @@ class TorchLearner(NetworkOnlyLearner):
     def reset(self) -> None:
         """Restart every device's sampling RNG, so each scheme starts from the same state."""
         self._generators = [torch.Generator().manual_seed(s) for s in self._device_seeds]
+        self._pending: list[_PendingTraining] = []
+
+    def submit(self, device: int, model: Update, r: int = 1) -> Callable[[], Update]:
+        """Queue the device's training; the first result asked for trains every queued one (``training.batch_clients``).
+
+        Trainings are independent (own start model, data and generator), so
+        running them later and together gives what running each at submission
+        gives, up to float rounding: queued clients with the same modules,
+        tasks, modalities and minibatch size and full start states train in one
+        :func:`models.batched.batched_local_train`; if any queued start state is
+        partial (then the shared model's other values matter), all run one by
+        one in submission order, as without batching.
+        """
+        if not self._training.batch_clients:
+            return super().submit(device, model, r)
+        job = _PendingTraining(device, model, r)
+        self._pending.append(job)
+        return lambda: job.update if job.update is not None else self._train_pending(job)
+
+    def _train_pending(self, wanted: _PendingTraining) -> Update:
+        jobs, self._pending = self._pending, []
+        t = self._training
+        trainable = set(self.initial_state)
+        together = supports(self.model) and all(set(job.model.state) >= trainable for job in jobs)
+        groups: dict[tuple, list[tuple[_PendingTraining, ClientJob]]] = {}
+        for job in jobs:
+            step = self.timelines[job.device].step(job.r)
+            client = ClientJob(job.model.state, self._data_steps[job.device][step], self._generators[job.device])
+            key = (self.held(job.device, job.r), self.timelines[job.device].profiles[step].tasks,
+                   batch_key(client, t.batch_size)) if together else (id(job),)  # fmt: skip
+            groups.setdefault(key, []).append((job, client))
+        for group in groups.values():
+            if len(group) == 1:
+                job = group[0][0]
+                job.update = self.train(job.device, job.model, job.r)
+                continue
+            first = group[0][0]
+            held = self.held(first.device, first.r)
+            tasks = self.timelines[first.device].profiles[self.timelines[first.device].step(first.r)].tasks
+            with torch_threads(1):
+                results = batched_local_train(
+                    self.model, [client for _, client in group], t.local_steps, t.batch_size, t.lr,
+                    modules=held, tasks=tasks, expert_weighting=self._aggregation.expert_weighting,
+                )  # fmt: skip
+            for (job, _), result in zip(group, results):
+                job.update = self._update(result, held)
+        assert wanted.update is not None
+        return wanted.update
+
+    def _update(self, result: TrainResult, held: Sequence[str]) -> Update:
+        weights = {k: float(result.module_weights[k]) for k in held}
+        return Update(result.state, weights, result.n_samples, result.mean_loss)
 
     def train(self, device: int, model: Update, r: int = 1) -> Update:
         """Local steps in round ``r`` on the device's data from ``model``; returns the device's held modules."""
@@ -265,8 +338,7 @@ class TorchLearner(NetworkOnlyLearner):
                 self._generators[device], modules=held, tasks=self.timelines[device].profiles[step].tasks,
                 expert_weighting=self._aggregation.expert_weighting,
             )  # fmt: skip
-        weights = {k: float(result.module_weights[k]) for k in held}
-        return Update(result.state, weights, result.n_samples, result.mean_loss)
+        return self._update(result, held)
 
     def aggregate(self, updates: Sequence[Update], base: Update | None) -> Update:
         """Module-wise weighted mean over each module's holders; ``base`` supplies the modules no one sent."""

@@ -318,6 +318,11 @@ class TrainingConfig(_Strict):
     """Local training; ``enabled = false`` gives the network-only mode."""
 
     enabled: bool = True
+    batch_clients: bool = Field(
+        default=False,
+        description="train the devices queued for training together in one batched pass (models.batched; the "
+        "results of one at a time up to float rounding, which AdamW can amplify on near-zero gradients)",
+    )
     local_steps: PositiveInt = 5
     batch_size: PositiveInt = 8
     lr: PositiveFloat = 1e-3

@@ -239,12 +239,13 @@ class World:
         """
         if self.module_fetch is not None:
             model = yield from self.module_fetch.fetch(device, model, r)
-        update = self.learner.train(device, model, r)
+        trained = self.learner.submit(device, model, r)
         flops = self.learner.train_flops(device, r)
         flops_per_s = float(self.device_flops_per_s[device])
         duration_s = float(compute_time_s(flops, flops_per_s))
         start = self.env.now
         yield self.env.timeout(duration_s)
+        update = trained()  # devices that started meanwhile train together (TorchLearner.submit)
         energy_j = float(self.compute_energy_j(flops, flops_per_s, duration_s))
         self._log(r, start, "compute", "local", device, -1, 0, energy_j)
         return update
