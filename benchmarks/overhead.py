@@ -2,11 +2,13 @@
 
     .venv/bin/python benchmarks/overhead.py [PRESET] [--set key=value ...]
 
-Times every call of the learner's train / aggregate / evaluate with a host
-clock (host time is a performance figure only, never a simulated quantity) and
-prints the share of run time spent outside training steps, and the share of
-the simulator proper (SimPy, media, logging, recording) after also removing
-evaluation and aggregation maths.
+Times, with a host clock (host time is a performance figure only, never a
+simulated quantity): the local training steps (``local_train`` and, with
+``training.batch_clients``, ``batched_local_train`` as the learner calls
+them), FLOP counting (one counted step per device configuration), held-out
+evaluation and aggregation maths. Prints the share of run time spent outside
+training steps, and the share of the simulator proper (SimPy, media,
+logging, recording, setup) once those parts are removed too.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sim import learner
 from sim.learner import TorchLearner
 from sim.runner import run_scenario
 from sim.scenario import load_scenario
@@ -42,7 +45,10 @@ def main() -> None:
     args = parser.parse_args()
     scenario = load_scenario(args.scenario, args.overrides)
     spent: dict[str, float] = defaultdict(float)
-    for name in ("train", "aggregate", "evaluate"):
+    for name in ("local_train", "batched_local_train"):  # the training steps, as sim.learner calls them
+        setattr(learner, name, timed(spent, "train", getattr(learner, name)))
+    learner.train_step_flops = timed(spent, "flop counting", learner.train_step_flops)
+    for name in ("aggregate", "evaluate"):
         setattr(TorchLearner, name, timed(spent, name, getattr(TorchLearner, name)))
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
@@ -51,7 +57,7 @@ def main() -> None:
     simulator = total - sum(spent.values())
     print(f"scenario {scenario.name}: {len(scenario.schemes)} schemes x {scenario.rounds} rounds")
     print(f"total run time            {total:8.2f} s")
-    for name in ("train", "evaluate", "aggregate"):
+    for name in ("train", "evaluate", "aggregate", "flop counting"):
         print(f"  {name:<24}{spent[name]:8.2f} s  ({100 * spent[name] / total:5.1f} %)")
     print(f"  simulator + setup       {simulator:8.2f} s  ({100 * simulator / total:5.1f} %)")
     print(f"outside training steps: {100 * (total - spent['train']) / total:.1f} % of run time")
