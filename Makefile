@@ -24,8 +24,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
 
+# On-demand performance figures (benchmarks/README.md): ~5 + 1 + 15 minutes on 2 cores.
 bench: $(STAMP)
 	$(PY) benchmarks/overhead.py
+	$(PY) benchmarks/training_throughput.py
+	$(PY) benchmarks/scaling.py --out runs/bench
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
