@@ -32,7 +32,7 @@ def simulate(overrides: list[str], scheme: SchemeConfig, monkeypatch: pytest.Mon
     averaged: dict[tuple[int, int], list[int]] = {}
     if monkeypatch is not None:
         train = setup.learner.train
-        monkeypatch.setattr(setup.learner, "train", lambda d, m: dataclasses.replace(train(d, m), loss=float(d)))
+        monkeypatch.setattr(setup.learner, "train", lambda d, m, r=1: dataclasses.replace(train(d, m, r), loss=float(d)))
         aggregate = World.aggregate
 
         def recording(world, node, updates, r, base=None):
