@@ -32,7 +32,8 @@ def simulate(overrides: list[str], scheme: SchemeConfig, monkeypatch: pytest.Mon
     averaged: dict[tuple[int, int], list[int]] = {}
     if monkeypatch is not None:
         train = setup.learner.train
-        monkeypatch.setattr(setup.learner, "train", lambda d, m, r=1: dataclasses.replace(train(d, m, r), loss=float(d)))
+        tagged = lambda d, m, r=1: dataclasses.replace(train(d, m, r), loss=float(d))  # noqa: E731
+        monkeypatch.setattr(setup.learner, "train", tagged)
         aggregate = World.aggregate
 
         def recording(world, node, updates, r, base=None):
