@@ -32,7 +32,10 @@ def simulate(overrides: list[str], scheme: SchemeConfig, monkeypatch: pytest.Mon
     averaged: dict[tuple[int, int], list[int]] = {}
     if monkeypatch is not None:
         train = setup.learner.train
-        tagged = lambda d, m, r=1: dataclasses.replace(train(d, m, r), loss=float(d))  # noqa: E731
+
+        def tagged(device, model, r=1):  # the update carries its sender in ``loss``
+            return dataclasses.replace(train(device, model, r), loss=float(device))
+
         monkeypatch.setattr(setup.learner, "train", tagged)
         aggregate = World.aggregate
 
