@@ -22,11 +22,15 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sim.radio import ReplayMismatchError
 from sim.scenario import Scenario, ScenarioError, load_scenario, preset_names, scenario_from_dict
 from traces import OutputExistsError, RunFileError
 from traces.importers import IMPORTERS, TraceFormatError
+
+if TYPE_CHECKING:
+    from sim.learner import TorchLearner
 
 USAGE_ERROR = 2
 
@@ -49,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", metavar="RUN", help="continue the run RUN (killed or interrupted) from RUN.ckpt")
     run.add_argument("--trace", help="trace or run file whose positions, availability and channel gains drive the run")
     run.add_argument("--quiet", action="store_true", help="no progress bars, no table")
+    run.add_argument("--backend", choices=("local", "ray"), default="local",
+                     help="where local training runs: this process, or Ray tasks (pip install 'hffm[ray]')")
+    run.add_argument("--ray-address", metavar="HOST:PORT", help="a running Ray cluster (default: start a local one)")
     report = sub.add_parser("report", help="print a run's results table and plot accuracy vs simulated time")
     report.add_argument("run", help="HDF5 run file")
     report.add_argument("--plot", help="PNG to write (default: the run file with .png)")
@@ -104,15 +111,26 @@ def _run_new(args: argparse.Namespace) -> tuple[Scenario, Path]:
     scenario = load_scenario(args.scenario, args.overrides)
     out = Path(args.out)
     _check_new_file(out, args.force)
+    trainer = _trainer(args)
     existed = out.exists()
     try:
         run_scenario(scenario, out, force=args.force, progress=not args.quiet, trace=args.trace,
-                     checkpoint_every=args.checkpoint_every)  # fmt: skip
+                     checkpoint_every=args.checkpoint_every, trainer=trainer)  # fmt: skip
     except ReplayMismatchError:
         if not existed:  # a run that does not fit its trace is worthless: leave nothing behind
             out.unlink(missing_ok=True)
         raise
     return scenario, out
+
+
+def _trainer(args: argparse.Namespace) -> Callable[..., TorchLearner]:
+    """The training learner of ``--backend`` / ``--ray-address``."""
+    from sim.backends import BackendError, learner_factory
+
+    try:
+        return learner_factory(args.backend, args.ray_address)
+    except BackendError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def _resume(args: argparse.Namespace) -> tuple[Scenario, Path]:
@@ -134,7 +152,8 @@ def _resume(args: argparse.Namespace) -> tuple[Scenario, Path]:
         if run.meta.get("scenario") != checkpoint.scenario:
             raise CheckpointError(f"{checkpoint_path(out)} belongs to another run than {out}")
     scenario = scenario_from_dict(checkpoint.scenario)
-    run_scenario(scenario, out, force=True, progress=not args.quiet, trace=checkpoint.trace, resume=checkpoint)
+    run_scenario(scenario, out, force=True, progress=not args.quiet, trace=checkpoint.trace, resume=checkpoint,
+                 trainer=_trainer(args))  # fmt: skip
     return scenario, out
 
 

@@ -380,10 +380,16 @@ def _seed_int(seq: np.random.SeedSequence) -> int:
     return int(seq.generate_state(1)[0])
 
 
-def make_learner(scenario: Scenario, seeds: np.random.SeedSequence, profiles: Sequence[DeviceProfile]) -> NetworkOnlyLearner:
-    """The learner the scenario asks for (``training.enabled``), with its model built from the seed."""
+def make_learner(
+    scenario: Scenario, seeds: np.random.SeedSequence, profiles: Sequence[DeviceProfile],
+    trainer: Callable[..., TorchLearner] = TorchLearner,
+) -> NetworkOnlyLearner:  # fmt: skip
+    """The learner the scenario asks for (``training.enabled``), with its model built from the seed.
+
+    ``trainer`` builds the training learner (``TorchLearner`` or a backend's, :mod:`sim.backends`).
+    """
     model_seq, data_seqs = seeds.spawn(2)
     model = build_model(model_config(scenario), _seed_int(model_seq))
     if scenario.training.enabled:
-        return TorchLearner(scenario, model, profiles, data_seqs)
+        return trainer(scenario, model, profiles, data_seqs)
     return NetworkOnlyLearner(scenario, model, profiles, [scenario.data.samples_per_device] * len(profiles))

@@ -31,7 +31,7 @@ from channels import clustered_layout
 from sim.checkpoint import Checkpoint, Checkpointer, checkpoint_path, decode, restore_world
 from sim.fastnet import check_supported, run_aggregated
 from sim.inputs import build_inputs, channel_rows, link_rows, load_trace_inputs, placed_layout
-from sim.learner import NetworkOnlyLearner, make_learner
+from sim.learner import NetworkOnlyLearner, TorchLearner, make_learner
 from sim.profiles import device_profiles
 from sim.protocols import scheme_process
 from sim.scenario import Scenario, SchemeConfig, TopologyConfig
@@ -109,8 +109,8 @@ class Setup:
     radio_seeds: tuple[np.random.SeedSequence, np.random.SeedSequence]
 
     @classmethod
-    def from_scenario(cls, scenario: Scenario) -> Setup:
-        """Draw the layout, speeds, data and model from the scenario's root seed."""
+    def from_scenario(cls, scenario: Scenario, trainer: Callable[..., TorchLearner] = TorchLearner) -> Setup:
+        """Draw the layout, speeds, data and model from the scenario's root seed (``trainer``: see make_learner)."""
         root = np.random.SeedSequence(scenario.seed)
         layout_seq, speed_seq, learner_seq, radio_seq = root.spawn(4)
         up_seq, down_seq = radio_seq.spawn(2)
@@ -119,7 +119,7 @@ class Setup:
         flops_per_s = np.random.default_rng(speed_seq).uniform(low, high, layout.n_devices)
         profile_seq = np.random.SeedSequence(scenario.seed, spawn_key=(PROFILE_STREAM,))
         profiles = device_profiles(scenario, layout.device_edge, np.random.default_rng(profile_seq))
-        learner = make_learner(scenario, learner_seq, profiles)
+        learner = make_learner(scenario, learner_seq, profiles, trainer)
         return cls(scenario, layout, flops_per_s, learner, (up_seq, down_seq))
 
     def nodes_table(self) -> np.ndarray:
@@ -183,6 +183,7 @@ def run_scenario(
     trace: str | os.PathLike[str] | None = None,
     checkpoint_every: int | None = None,
     resume: Checkpoint | None = None,
+    trainer: Callable[..., TorchLearner] = TorchLearner,
 ) -> RunResult:
     """Run every scheme of ``scenario``; write ``out`` (HDF5) if given; return the tables.
 
@@ -197,6 +198,7 @@ def run_scenario(
     completes). ``resume``: continue from that checkpoint instead of starting:
     its rows are written again, finished schemes are not rerun, the scheme in
     progress goes on from its barrier; ``out`` is replaced when the run completes.
+    ``trainer``: builds the training learner, e.g. a backend's (:func:`sim.backends.learner_factory`).
     """
     writer = None
     if out is not None:
@@ -227,7 +229,7 @@ def run_scenario(
                                     None if trace is None else str(trace),
                                     lambda: {name: result.table(name) for name in TABLES})  # fmt: skip
     try:
-        setup = Setup.from_scenario(scenario)
+        setup = Setup.from_scenario(scenario, trainer)
         if trace is None:
             inputs = build_inputs(scenario, setup.layout)
         else:
