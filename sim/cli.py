@@ -216,7 +216,7 @@ def _cmd_plot(args: argparse.Namespace) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
-    from sim.report import format_table, plot_run, summarize
+    from sim.report import format_accuracy_timeline, format_table, plot_run, summarize
     from traces import read_run
 
     run = read_run(args.run)
@@ -225,6 +225,8 @@ def _cmd_report(args: argparse.Namespace) -> None:
     status = "" if run.complete else "  (incomplete run: the rounds recorded before it stopped)"
     print(f"{run.path}: scenario {run.meta['scenario'].get('name')}, seed {run.meta.get('seed')}{status}")
     print(format_table(summarize(run)))
+    print("\naccuracy per task over simulated time")
+    print(format_accuracy_timeline(run))
     _write_png(lambda tmp: plot_run(run, tmp), plot)
     print(f"plot: {plot}")
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from sim.report import summarize
 from traces import CATEGORIES, EVENT_KINDS, RunData
+from traces.schema import ROLES
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -99,13 +100,20 @@ _TIMELINE_COLOURS = {
     "wan_up": "tab:blue",
     "wan_down": "tab:orange",
     "aggregate": "tab:red",
+    "d2d": "tab:cyan",
+    "dropout": "tab:gray",
+    "edge_crash": "black",
+    "cloud_outage": "tab:brown",
+    "guard": "tab:olive",
 }
 
 
 def timeline(run: RunData, scheme: str, round_index: int, ax: Axes, max_nodes: int = 40) -> None:
     """Gantt chart of one round: each node's compute, transmissions and aggregations over simulated time."""
     ev = run.scheme_rows("events", scheme)
-    ev = ev[(ev["round"] == round_index) & (ev["role"] != 1)]  # tx and local rows: what each node does
+    # what each node does: local rows, and one tx row per message (its header row; messages log a row per module)
+    local, tx = ev["role"] == ROLES.index("local"), ev["role"] == ROLES.index("tx")
+    ev = ev[(ev["round"] == round_index) & (local | (tx & (ev["module"] == b"header")))]
     nodes = sorted(set(ev["node"].tolist()))[:max_nodes]
     seen: set[str] = set()
     for row_index, node in enumerate(nodes):
