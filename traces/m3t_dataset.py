@@ -31,14 +31,13 @@ H = 16, L = 6, T = 32 and the tasks ``shape`` (4 classes), ``vqa`` (10),
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from traces.recorder import OutputExistsError
+from traces.recorder import new_hdf5_file
 
 FORMAT = "hffm-m3t-dataset"
 VERSION = 1
@@ -207,26 +206,16 @@ def write_m3t_dataset(path: str | os.PathLike[str], arrays: M3TArrays, *, force:
         FileNotFoundError: the directory does not exist.
     """
     path = Path(path)
-    if path.exists() and not force:
-        raise OutputExistsError(f"{path} exists; pass --force to replace it")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"output directory {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["version"] = VERSION
-            if arrays.vocab is not None:
-                f.attrs["vocab"] = np.array(arrays.vocab, dtype=h5py.string_dtype())
-            for name in arrays.modalities:
-                f.create_dataset(name, data=getattr(arrays, name), compression="gzip")
-            group = f.create_group("labels")
-            for task, y in arrays.labels.items():
-                group.create_dataset(task, data=y)
-                if task in arrays.n_classes:
-                    group[task].attrs["n_classes"] = arrays.n_classes[task]
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with new_hdf5_file(path, force) as f:
+        f.attrs["format"] = FORMAT
+        f.attrs["version"] = VERSION
+        if arrays.vocab is not None:
+            f.attrs["vocab"] = np.array(arrays.vocab, dtype=h5py.string_dtype())
+        for name in arrays.modalities:
+            f.create_dataset(name, data=getattr(arrays, name), compression="gzip")
+        group = f.create_group("labels")
+        for task, y in arrays.labels.items():
+            group.create_dataset(task, data=y)
+            if task in arrays.n_classes:
+                group[task].attrs["n_classes"] = arrays.n_classes[task]
     return path
