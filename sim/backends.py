@@ -62,12 +62,24 @@ def learner_factory(backend: str, address: str | None = None) -> Callable[..., T
     raise BackendError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
+_WORKER_MODELS: dict[str, torch.nn.Module] = {}
+"""Models a Ray worker process has fetched, by the driver's key (fetched once, not once per task)."""
+
+
 def _train_task(
-    model: torch.nn.Module, state: dict[str, torch.Tensor], data: M3TData, generator_state: torch.Tensor,
+    model_key: str, model_ref: list[Any], state: dict[str, torch.Tensor], data: M3TData, generator_state: torch.Tensor,
     kwargs: dict[str, Any],
 ) -> tuple[dict[str, torch.Tensor], dict[str, float], int, float, torch.Tensor]:  # fmt: skip
-    """One device's local training on a Ray worker (one torch thread, as the local backend)."""
+    """One device's local training on a Ray worker (one torch thread, as the local backend).
+
+    ``model_ref`` is ``[ObjectRef]`` (a list, so Ray does not fetch it for every task).
+    """
+    import ray
+
     torch.set_num_threads(1)
+    if model_key not in _WORKER_MODELS:
+        _WORKER_MODELS[model_key] = ray.get(model_ref[0])
+    model = _WORKER_MODELS[model_key]
     generator = torch.Generator()
     generator.set_state(generator_state)
     result = local_train(model, state, data, generator=generator, **kwargs)
@@ -101,6 +113,7 @@ class RayLearner(TorchLearner):
         self._ray = ray
         self._task = ray.remote(num_cpus=1)(_train_task)
         self._model_ref = ray.put(self.model)
+        self._model_key = self._model_ref.hex()
         self._data_refs: dict[tuple[int, int], Any] = {}
         self._running: dict[int, Callable[[], Update]] = {}
 
@@ -120,7 +133,7 @@ class RayLearner(TorchLearner):
             "steps": t.local_steps, "batch_size": t.batch_size, "lr": t.lr, "modules": held,
             "tasks": self.timelines[device].profiles[step].tasks, "expert_weighting": self._aggregation.expert_weighting,
         }  # fmt: skip
-        ref = self._task.remote(self._model_ref, model.state, self._data_refs[device, step],
+        ref = self._task.remote(self._model_key, [self._model_ref], model.state, self._data_refs[device, step],
                                 self._generators[device].get_state(), kwargs)  # fmt: skip
         done: list[Update] = []
 
