@@ -17,25 +17,13 @@ import argparse
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from sim import learner
 from sim.learner import TorchLearner
 from sim.runner import run_scenario
 from sim.scenario import load_scenario
-
-
-def timed(table: dict[str, float], name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            table[name] += time.perf_counter() - start
-
-    return wrapper
+from timing import timed
 
 
 def main() -> None:

@@ -25,11 +25,11 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from timing import timed
 
 DEVICES = (1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000)
 FIELDS = ("engine", "devices", "rounds", "total_s", "layout_s", "flop_count_s", "rest_s", "event_rows", "file_mb")
@@ -49,17 +49,6 @@ def scenario_overrides(devices: int, rounds: int, payload_bytes: int, engine: st
         'downlink.fading.draws="keyed"',
         f'network.engine="{engine}"',
     ]
-
-
-def timed(spent: dict[str, float], name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            spent[name] += time.perf_counter() - start
-
-    return wrapper
 
 
 def measure_one(devices: int, rounds: int, payload_bytes: int, engine: str) -> dict[str, Any]:

@@ -27,6 +27,7 @@ every scheme of a run (common random numbers across schemes).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -170,15 +171,8 @@ class KeyedRadioMedium(RadioMedium):
         return self._static_gain[links] * self.fading.gains_at(links, epochs)
 
 
-def radio_medium(
-    config: RadioConfig,
-    link_distance_m: LinkDistance,
-    n_links: int,
-    rng: np.random.Generator,
-    static: bool = True,
-    log: ChannelLog | None = None,
-    replay: ChannelReplay | None = None,
-) -> RadioMedium:
-    """The medium ``config.fading.draws`` asks for: :class:`KeyedRadioMedium` (keyed) or :class:`RadioMedium`."""
+def radio_medium(config: RadioConfig, *args: Any, **kwargs: Any) -> RadioMedium:
+    """The medium ``config.fading.draws`` asks for, built with :class:`sim.radio.RadioMedium`'s arguments:
+    :class:`KeyedRadioMedium` (keyed) or ``RadioMedium`` (sequential)."""
     medium = KeyedRadioMedium if config.fading.draws == "keyed" else RadioMedium
-    return medium(config, link_distance_m, n_links, rng, static, log, replay)
+    return medium(config, *args, **kwargs)
