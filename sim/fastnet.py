@@ -45,16 +45,21 @@ from sim.scenario import Scenario, ScenarioError, SchemeConfig
 from sim.world import Layout, World, WorldInputs
 
 MODELLED_SECTIONS = frozenset({
-    "name", "seed", "rounds", "topology", "mobility", "availability", "uplink", "downlink", "backhaul", "wan",
-    "d2d", "compute", "model", "data", "training", "network", "heterogeneity", "aggregation", "schemes",
+    "name", "seed", "rounds", "topology", "uplink", "downlink", "backhaul", "wan", "d2d", "compute", "model",
+    "data", "training", "network", "heterogeneity", "aggregation", "schemes",
 })  # fmt: skip
-"""Scenario sections the aggregated engine models (others must keep their defaults)."""
+"""Scenario sections the aggregated engine models (others, e.g. mobility, faults, must keep their defaults)."""
 
 Sizes = tuple[tuple[str, int], ...]
 
 
-def unsupported(scenario: Scenario, scheme: SchemeConfig, inputs: WorldInputs, layout: Layout) -> list[str]:
-    """What in this run the aggregated engine does not model (empty: it can run it)."""
+def unsupported(
+    scenario: Scenario, scheme: SchemeConfig, inputs: WorldInputs | None = None, layout: Layout | None = None
+) -> list[str]:
+    """What in this run the aggregated engine does not model (empty: it can run it).
+
+    Without ``inputs`` and ``layout``, what the scenario alone shows (checked before any file is written).
+    """
     reasons = []
     if scenario.training.enabled:
         reasons.append("training.enabled = true (the engine is network-only)")
@@ -62,23 +67,27 @@ def unsupported(scenario: Scenario, scheme: SchemeConfig, inputs: WorldInputs, l
         fading = getattr(scenario, name).fading
         if fading.kind != "none" and fading.draws != "keyed":
             reasons.append(f"{name}.fading.draws = 'sequential' (set 'keyed', or kind = 'none')")
-    if inputs.positions is not None:
-        reasons.append("moving devices (mobility)")
-    if inputs.availability is not None:
-        reasons.append("device availability (churn)")
-    if inputs.channel_replay:
-        reasons.append("channel replay (--trace)")
     if scheme.d2d != "none":
         reasons.append(f"scheme {scheme.name!r}: d2d = {scheme.d2d!r}")
     for name, spec in Scenario.model_fields.items():
         if name not in MODELLED_SECTIONS and getattr(scenario, name) != spec.get_default(call_default_factory=True):
             reasons.append(f"[{name}] (not modelled; leave it at its defaults)")
-    if scheme.protocol != "star" and (np.bincount(layout.device_edge, minlength=layout.n_edges) == 0).any():
-        reasons.append("an edge server without devices")
+    if inputs is not None:
+        if inputs.positions is not None:
+            reasons.append("moving devices (mobility)")
+        if inputs.availability is not None:
+            reasons.append("device availability (churn)")
+        if inputs.channel_replay:
+            reasons.append("channel replay (--trace)")
+    if layout is not None and scheme.protocol != "star":
+        if (np.bincount(layout.device_edge, minlength=layout.n_edges) == 0).any():
+            reasons.append("an edge server without devices")
     return reasons
 
 
-def check_supported(scenario: Scenario, scheme: SchemeConfig, inputs: WorldInputs, layout: Layout) -> None:
+def check_supported(
+    scenario: Scenario, scheme: SchemeConfig, inputs: WorldInputs | None = None, layout: Layout | None = None
+) -> None:
     """Raise :class:`ScenarioError` naming everything the aggregated engine cannot run here."""
     reasons = unsupported(scenario, scheme, inputs, layout)
     if reasons:

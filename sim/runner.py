@@ -200,6 +200,9 @@ def run_scenario(
     progress goes on from its barrier; ``out`` is replaced when the run completes.
     ``trainer``: builds the training learner, e.g. a backend's (:func:`sim.backends.learner_factory`).
     """
+    if scenario.network.engine == "aggregated":  # refuse before any file is written
+        for scheme in scenario.schemes:
+            check_supported(scenario, scheme)
     writer = None
     if out is not None:
         versions = package_versions()
@@ -243,9 +246,6 @@ def run_scenario(
         else:
             for table, rows in resume.tables.items():
                 sink(table, rows)
-        if scenario.network.engine == "aggregated":  # refuse before any scheme runs
-            for scheme in scenario.schemes:
-                check_supported(scenario, scheme, inputs.world_inputs(scheme.name), setup.layout)
         first = 0 if resume is None else resume.scheme_index
         for index, scheme in enumerate(scenario.schemes[first:], start=first):
             state = resume.scheme_state if resume is not None and index == resume.scheme_index else None

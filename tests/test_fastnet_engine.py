@@ -95,3 +95,4 @@ def test_aggregated_engine_refuses_what_it_does_not_model(overrides: list[str], 
     scenario = load_scenario("small", BASE + ['network.engine="aggregated"'] + overrides)
     with pytest.raises(ScenarioError, match=named):
         run_scenario(scenario, tmp_path / "run.h5", progress=False)
+    assert not (tmp_path / "run.h5").exists()  # refused before any file is written
