@@ -33,7 +33,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +44,7 @@ import torch
 from sim.learner import Update
 from sim.radio import RadioMedium
 from traces import TABLES, RunFileError
+from traces.recorder import temp_beside
 
 if TYPE_CHECKING:
     from sim.world import World
@@ -156,9 +156,9 @@ def write_checkpoint(path: str | os.PathLike[str], checkpoint: Checkpoint) -> No
     }
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    tmp = temp_beside(path)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "wb") as f:
             f.write(buffer.getvalue())
             f.flush()
             os.fsync(f.fileno())

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING
 from sim.radio import ReplayMismatchError
 from sim.scenario import Scenario, ScenarioError, load_scenario, preset_names, scenario_from_dict
 from traces import OutputExistsError, RunFileError
+from traces.recorder import temp_beside
 from traces.importers import IMPORTERS, TraceFormatError
 
 if TYPE_CHECKING:
@@ -174,13 +174,12 @@ def _cmd_import(args: argparse.Namespace) -> None:
 
 def _write_png(draw: Callable[[str], None], path: Path) -> None:
     """Draw into a temporary PNG beside ``path`` and rename it into place."""
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(fd)
+    tmp = temp_beside(path, suffix=".png")
     try:
-        draw(tmp)
+        draw(str(tmp))
         os.replace(tmp, path)
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
 
 
 def _cmd_plot(args: argparse.Namespace) -> None:

@@ -254,3 +254,14 @@ def test_edited_metadata_is_detected(real_run, tmp_path) -> None:
         f["meta"].attrs["seed"] = 12345
     with pytest.raises(RunFileError, match="/meta is damaged"):
         read_run(edited)
+
+
+def test_a_replaced_run_file_gets_the_permissions_of_a_new_file(tmp_path) -> None:
+    import os
+
+    fresh, replaced = tmp_path / "fresh.h5", tmp_path / "replaced.h5"
+    replaced.write_bytes(b"old")
+    for path in (fresh, replaced):
+        with RunWriter(path, meta={}, force=True) as w:
+            w.append("nodes", rows("nodes", 1))
+    assert os.stat(replaced).st_mode & 0o777 == os.stat(fresh).st_mode & 0o777

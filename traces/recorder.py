@@ -39,6 +39,20 @@ import numpy as np
 from traces.schema import META_DIGEST, SCHEMA_VERSION, TABLES, create_table, meta_digest
 
 
+def temp_beside(path: Path, suffix: str = ".part") -> Path:
+    """A new empty file in ``path``'s directory, for writing a replacement of ``path`` to rename onto it.
+
+    Its permissions are those of a newly created file (0666 less the umask), not
+    ``mkstemp``'s private 0600, so the renamed result reads like any new file.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    return Path(tmp)
+
+
 class OutputExistsError(FileExistsError):
     """The output file exists and ``force`` was not given."""
 
@@ -56,8 +70,7 @@ def new_hdf5_file(path: str | os.PathLike[str], force: bool = False, **options: 
         raise OutputExistsError(f"{path} exists; pass --force to replace it")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"output directory {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
+    tmp = temp_beside(path)
     try:
         with h5py.File(tmp, "w", **options) as f:
             yield f
@@ -83,9 +96,7 @@ class RunWriter:
             raise FileNotFoundError(f"output directory {self.path.parent} does not exist")
         self._replace = self.path.exists()
         if self._replace:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent)
-            os.close(fd)
-            self._write_path = Path(tmp)
+            self._write_path = temp_beside(self.path)
             self._file = h5py.File(self._write_path, "w", libver="latest")
         else:
             self._write_path = self.path
