@@ -263,5 +263,5 @@ def test_a_replaced_run_file_gets_the_permissions_of_a_new_file(tmp_path) -> Non
     replaced.write_bytes(b"old")
     for path in (fresh, replaced):
         with RunWriter(path, meta={}, force=True) as w:
-            w.append("nodes", rows("nodes", 1))
+            w.append("rounds", rows("rounds", 1))
     assert os.stat(replaced).st_mode & 0o777 == os.stat(fresh).st_mode & 0o777
