@@ -34,8 +34,8 @@ from numpy.typing import ArrayLike
 
 from channels import BlockFading, fading_power_gain
 from channels.fading import FadingKind
-from sim.radio import ChannelLog, ChannelReplay, LinkDistance, RadioMedium
-from sim.scenario import RadioConfig
+from sim.radio import RadioMedium
+from sim.scenario import FadingConfig, RadioConfig
 
 _GOLDEN = 0x9E3779B97F4A7C15
 _MIX1 = 0xBF58476D1CE4E5B9
@@ -149,20 +149,13 @@ class KeyedRadioMedium(RadioMedium):
     order); the fading key is the generator's next 63-bit integer.
     """
 
-    def __init__(
-        self,
-        config: RadioConfig,
-        link_distance_m: LinkDistance,
-        n_links: int,
-        rng: np.random.Generator,
-        static: bool = True,
-        log: ChannelLog | None = None,
-        replay: ChannelReplay | None = None,
-    ) -> None:
-        super().__init__(config, link_distance_m, n_links, rng, static, log, replay)
-        f = config.fading
-        self.fading = KeyedBlockFading(f.kind, n_links, int(rng.integers(2**63)), f.coherence_s, f.k_factor_db)
-        self._fading = self.fading
+    def _make_fading(self, fading: FadingConfig, n_links: int, rng: np.random.Generator) -> KeyedBlockFading:
+        return KeyedBlockFading(fading.kind, n_links, int(rng.integers(2**63)), fading.coherence_s, fading.k_factor_db)
+
+    @property
+    def fading(self) -> KeyedBlockFading:
+        """The medium's keyed block fading."""
+        return self._fading  # type: ignore[return-value]
 
     def gains_at(self, links: np.ndarray, epochs: np.ndarray) -> np.ndarray:
         """Total gains (large-scale × fading) of static ``links`` in ``epochs``, element-wise, without logging."""

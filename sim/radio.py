@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from channels import BlockFading, db_to_linear, dbm_to_w, mcs_rate_bps, noise_power_w, shannon_rate_bps, snr_linear
-from sim.scenario import RadioConfig
+from sim.scenario import FadingConfig, RadioConfig
 
 LinkDistance = Callable[[np.ndarray, float], np.ndarray]
 """(links, t_s) → 2D distance of each link at time t_s (m)."""
@@ -88,9 +88,12 @@ class RadioMedium:
         self._replay = replay
         all_links = np.arange(n_links)
         self._static_gain = self._large_scale(all_links, 0.0) if static else None
-        fading = config.fading
-        self.coherence_s = fading.coherence_s
-        self._fading = BlockFading(fading.kind, n_links, rng, fading.coherence_s, k_factor_db=fading.k_factor_db)
+        self.coherence_s = config.fading.coherence_s
+        self._fading = self._make_fading(config.fading, n_links, rng)
+
+    def _make_fading(self, fading: FadingConfig, n_links: int, rng: np.random.Generator) -> BlockFading:
+        """The small-scale fading of the links, built after the static large-scale gains are drawn."""
+        return BlockFading(fading.kind, n_links, rng, fading.coherence_s, k_factor_db=fading.k_factor_db)
 
     def _large_scale(self, links: np.ndarray, t_s: float) -> np.ndarray:
         gain_db = self._pathloss.gain_db(np.asarray(self._distance(links, t_s), dtype=float), self._rng)
