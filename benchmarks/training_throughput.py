@@ -1,9 +1,10 @@
 """Local-training throughput: clients one at a time vs batched (models.batched), against the GEMM peak.
 
     .venv/bin/python benchmarks/training_throughput.py [--clients 40] [--steps 6] [--batch-size 8]
-        [--threads 1 2] [--preset paper]
+        [--threads 1 2] [--preset paper] [--set key=value ...]
 
-The preset's model; each client has its own 64 samples, start state and
+The preset's model (``--set model.d_model=128 --set model.n_layers=6``: the
+issue's reference size; overrides as in ``hffm run --set``); each client has its own 64 samples, start state and
 generator. Reports client-steps/s of ``models.train.local_train`` called per
 client and of ``models.batched.batched_local_train`` for all clients, the
 counted training FLOPs per second (``models.train.train_step_flops``: matrix
@@ -54,8 +55,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--samples", type=int, default=64)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args()
-    model = build_model(model_config(load_scenario(args.preset)), seed=0)
+    model = build_model(model_config(load_scenario(args.preset, args.overrides)), seed=0)
     work = jobs(model, args.clients, args.samples)
     step_flops = train_step_flops(model, args.batch_size)
     client_steps = args.clients * args.steps
