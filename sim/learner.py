@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -29,13 +30,13 @@ from models import (
     aggregate_modules,
     build_model,
     dirichlet_partition,
-    evaluate,
     local_train,
     make_m3t_dataset,
     train_step_flops,
 )
 from models.batched import ClientJob, batch_key, batched_local_train, supports
 from models.train import TrainResult
+from sim.eval_worker import BackgroundEvaluator, Metrics, PendingEvaluation
 from sim.profiles import PAYLOAD_MODULE, DeviceProfile, ModulePlan, profile_timelines
 from sim.scenario import Scenario
 
@@ -237,8 +238,9 @@ class NetworkOnlyLearner:
         modules = base.modules if base is not None else self.plan.ordered(k for u in updates for k in u.modules)
         return {k: float(sum(u.weights.get(k, 0.0) for u in updates)) for k in modules}
 
-    def evaluate(self, updates: Sequence[Update]) -> dict[str, tuple[float, float]]:
-        return {}
+    def evaluate(self, updates: Sequence[Update]) -> PendingEvaluation:
+        """No metrics without training."""
+        return PendingEvaluation.ready({})
 
 
 class TorchLearner(NetworkOnlyLearner):
@@ -269,6 +271,7 @@ class TorchLearner(NetworkOnlyLearner):
                 [data.without([m for m in model_modalities if m not in p.modalities]) for p in timeline.profiles]
             )
         self.initial_state = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+        self._evaluator = BackgroundEvaluator(model, self.test_data)
         self._aggregation = scenario.aggregation
         self._device_seeds = [_seed_int(s) for s in torch_seq.spawn(n_devices)]
         self._generators: list[torch.Generator] = []
@@ -354,28 +357,32 @@ class TorchLearner(NetworkOnlyLearner):
         state = {name: merged.state[name] for name in names}
         return Update(state, self._summed_weights(updates, base), sum(u.n_samples for u in updates))
 
-    def evaluate(self, updates: Sequence[Update]) -> dict[str, tuple[float, float]]:
+    def evaluate(self, updates: Sequence[Update]) -> PendingEvaluation:
         """Held-out loss and score per task of the models held, weighted per task by their ``head/<task>`` weight.
 
         A task whose head no holder trained is weighted by sample counts. Models
-        shared by several holders (after a cloud round) are evaluated once.
+        shared by several holders (after a cloud round) are evaluated once. The
+        evaluation runs in the background worker (:mod:`sim.eval_worker`).
         """
         holders: dict[int, list[Update]] = {}
         for u in updates:
             holders.setdefault(id(u.state), []).append(u)
         groups = list(holders.values())
-        with torch_threads(1):
-            results = [evaluate(self.model, group[0].state, self.test_data) for group in groups]
-        out: dict[str, tuple[float, float]] = {}
-        for task in results[0]:
-            weight = np.array([sum(u.weights.get(f"head/{task}", 0.0) for u in g) for g in groups])
-            if not weight.sum() > 0:
-                weight = np.array([sum(u.n_samples for u in g) for g in groups], dtype=float)
-            if not weight.sum() > 0:
-                weight = np.ones(len(groups))
-            loss, score = weight @ np.array([r[task] for r in results]) / weight.sum()
-            out[task] = (float(loss), float(score))
-        return out
+        return self._evaluator.submit([group[0].state for group in groups], partial(_combine_metrics, groups))
+
+
+def _combine_metrics(groups: Sequence[Sequence[Update]], results: Sequence[Metrics]) -> Metrics:
+    """Per task, the mean of the groups' metrics weighted by their head weight (else samples, else equally)."""
+    out: Metrics = {}
+    for task in results[0]:
+        weight = np.array([sum(u.weights.get(f"head/{task}", 0.0) for u in g) for g in groups])
+        if not weight.sum() > 0:
+            weight = np.array([sum(u.n_samples for u in g) for g in groups], dtype=float)
+        if not weight.sum() > 0:
+            weight = np.ones(len(groups))
+        loss, score = weight @ np.array([r[task] for r in results]) / weight.sum()
+        out[task] = (float(loss), float(score))
+    return out
 
 
 def _seed_int(seq: np.random.SeedSequence) -> int:

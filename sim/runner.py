@@ -32,6 +32,7 @@ from sim.checkpoint import Checkpoint, Checkpointer, checkpoint_path, decode, re
 from sim.fastnet import check_supported, run_aggregated
 from sim.inputs import build_inputs, channel_rows, link_rows, load_trace_inputs, placed_layout
 from sim.learner import NetworkOnlyLearner, TorchLearner, make_learner
+from sim.metrics_queue import MetricsQueue
 from sim.profiles import device_profiles
 from sim.protocols import scheme_process
 from sim.scenario import Scenario, SchemeConfig, TopologyConfig
@@ -142,11 +143,14 @@ class Setup:
     def simulate(
         self, scheme: SchemeConfig, sink: Sink, progress: bool = False, inputs: WorldInputs = WorldInputs(),
         barrier: Callable[[World], Callable[[int, dict], None]] | None = None, resume: dict | None = None,
+        metrics: MetricsQueue | None = None,
     ) -> World:  # fmt: skip
         """Run one scheme on a fresh world (same seeds as every other scheme); return the world.
 
         ``barrier(world)``: the world's checkpoint hook (:mod:`sim.checkpoint`); ``resume``: a
         checkpoint's scheme state to continue from (the rounds after its barrier run).
+        ``metrics``: a queue shared with other schemes, drained by the caller; without one,
+        every metrics row has reached ``sink`` when this returns.
         """
         self.learner.reset()
         radio_rngs = (np.random.default_rng(self.radio_seeds[0]), np.random.default_rng(self.radio_seeds[1]))
@@ -154,7 +158,8 @@ class Setup:
         if aggregated:
             check_supported(self.scenario, scheme, inputs, self.layout)
         world = World(
-            self.scenario, self.layout, self.device_flops_per_s, self.learner, radio_rngs, scheme.name, sink, inputs
+            self.scenario, self.layout, self.device_flops_per_s, self.learner, radio_rngs, scheme.name, sink, inputs,
+            metrics,
         )
         if barrier is not None and scheme.d2d == "none":  # the sidelink's state is not checkpointed
             world.on_barrier = barrier(world)
@@ -171,6 +176,8 @@ class Setup:
             else:
                 protocol_state = None if resume is None else decode(resume["protocol"])
                 world.env.run(until=world.env.process(scheme_process(world, scheme, protocol_state)))
+        if metrics is None:
+            world.metrics.drain()
         sink("ledger", world.ledger())
         return world
 
@@ -225,12 +232,17 @@ def run_scenario(
             if table == "rounds":
                 writer.flush()
 
+    metrics = MetricsQueue(sink)  # shared by the schemes: one's last evaluations overlap the next one's rounds
+
+    def tables() -> dict[str, np.ndarray]:
+        metrics.drain()
+        return {name: result.table(name) for name in TABLES}
+
     checkpointer = None
     every = checkpoint_every or (resume.every if resume is not None else None)
     if out is not None and every:
         checkpointer = Checkpointer(checkpoint_path(out), every, scenario.model_dump(mode="json"),
-                                    None if trace is None else str(trace),
-                                    lambda: {name: result.table(name) for name in TABLES})  # fmt: skip
+                                    None if trace is None else str(trace), tables)  # fmt: skip
     try:
         setup = Setup.from_scenario(scenario, trainer)
         if trace is None:
@@ -253,10 +265,11 @@ def run_scenario(
             if checkpointer is not None:
                 resumed_round = 0 if state is None else int(state["round"])
                 barrier = functools.partial(checkpointer.barrier_hook, scheme_index=index, resumed_round=resumed_round)
-            world = setup.simulate(scheme, sink, progress, inputs.world_inputs(scheme.name), barrier, state)
+            world = setup.simulate(scheme, sink, progress, inputs.world_inputs(scheme.name), barrier, state, metrics)
             sink("channel", channel_rows(scheme.name, world.channel_samples))
             if checkpointer is not None:
                 checkpointer.scheme_done(index)
+        metrics.drain()
     except BaseException:
         if writer is not None:
             writer.close(complete=False)

@@ -22,6 +22,7 @@ from sim.faults import FAULT_STREAM, DeepFade, FaultPlan
 from sim.learner import NetworkOnlyLearner, Update
 from sim.profiles import HEADER_MODULE
 from sim.media import BroadcastChannel, SharedCell, WiredLink
+from sim.metrics_queue import MetricsQueue
 from sim.radio import RadioMedium
 from sim.keyed_fading import radio_medium
 from sim.radio import ChannelReplay
@@ -104,6 +105,7 @@ class World:
         scheme: name written in every row.
         sink: receives finished rows per table.
         inputs: mobility, availability and channel replay (default: static, always on, models).
+        metrics: the queue the rounds' metrics join (default: the world's own, writing to ``sink``).
     """
 
     def __init__(
@@ -116,6 +118,7 @@ class World:
         scheme: str,
         sink: Sink,
         inputs: WorldInputs = WorldInputs(),
+        metrics: MetricsQueue | None = None,
     ) -> None:
         self.env = simpy.Environment()
         self.scenario = scenario
@@ -124,6 +127,8 @@ class World:
         self.scheme = scheme
         self._scheme_bytes = scheme.encode()
         self.sink = sink
+        self.metrics = MetricsQueue(sink) if metrics is None else metrics
+        """Where the rounds' metrics wait for their background evaluation (drain it to have them all)."""
         self.device_flops_per_s = device_flops_per_s
         n_dev = layout.n_devices
         self.devices = range(n_dev)
@@ -373,11 +378,7 @@ class World:
         self._write_metrics(0, [self.learner.initial_update()], self.env.now)
 
     def _write_metrics(self, r: int, updates: Sequence[Update], t_s: float) -> None:
-        results = self.learner.evaluate(updates)
-        rows = np.zeros(len(results), TABLES["metrics"])
-        for i, (task, (loss, acc)) in enumerate(sorted(results.items())):
-            rows[i] = (self._scheme_bytes, r, t_s, task, loss, acc)
-        self.sink("metrics", rows)
+        self.metrics.add(self._scheme_bytes, r, t_s, self.learner.evaluate(updates))
 
     def close_round(self, r: int, updates: list[Update], t_end_s: float, events: np.ndarray | None = None) -> None:
         """Round ``r`` ended at ``t_end_s`` with ``updates`` held: sink its events, summary row, ledger, metrics.
