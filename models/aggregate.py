@@ -24,9 +24,19 @@ def _weighted_mean(tensors: Sequence[torch.Tensor], weights: Sequence[float]) ->
 
 
 def _weighted_mean64(tensors: Sequence[torch.Tensor], weights: Sequence[float]) -> torch.Tensor:
+    """Σ_k w_k·x_k / Σ_k w_k of same-shaped tensors in float64: w @ X, X the (K, numel) stack, w_k = w_k / Σ w.
+
+    Stacked in the inputs' dtype and widened once (exact: float64 holds every
+    float32 and float16 value), then one (K,) @ (K, numel) product.
+    Widening each tensor before stacking gives the same X at about twice the
+    cost (benchmarks/aggregation.py); gathering several parameters into one
+    wider X does not pay either: the extra flattening and copying costs more
+    than the per-parameter products it saves.
+    """
     total = float(sum(weights))
     w = torch.tensor([float(x) / total for x in weights], dtype=torch.float64)
-    return torch.tensordot(w, torch.stack([t.double() for t in tensors]), dims=1)
+    stacked = torch.stack(list(tensors)).view(len(tensors), tensors[0].numel())
+    return (w @ stacked.double()).view(tensors[0].shape)
 
 
 def weighted_average(states: Sequence[dict[str, torch.Tensor]], weights: Sequence[float]) -> dict[str, torch.Tensor]:
@@ -63,10 +73,11 @@ def weighted_average(states: Sequence[dict[str, torch.Tensor]], weights: Sequenc
 def _check_shapes(states: Sequence[dict[str, torch.Tensor]], key_names: Sequence[str]) -> None:
     """ValueError naming the first key whose tensors' shapes differ between ``states``."""
     for key in key_names:
-        shapes = [tuple(s[key].shape) for s in states]
-        for k, shape in enumerate(shapes[1:], start=1):
-            if shape != shapes[0]:
-                raise ValueError(f"state {k} has shape {shape} for key {key!r}, state 0 has {shapes[0]}")
+        first = states[0][key].shape
+        for k, s in enumerate(states):
+            if s[key].shape != first:
+                shape = tuple(s[key].shape)
+                raise ValueError(f"state {k} has shape {shape} for key {key!r}, state 0 has {tuple(first)}")
 
 
 @dataclass(frozen=True)
@@ -83,15 +94,17 @@ class ModuleUpdate:
     weights: dict[str, float]
 
 
-def _validate(updates: Sequence[ModuleUpdate], registry: ModuleRegistry) -> None:
+def _validate(updates: Sequence[ModuleUpdate], params: dict[str, tuple[str, ...]]) -> None:
+    """ValueError for an update weighting a module not in ``params`` (module → parameter names), with a
+    negative or non-finite weight, or whose tensors are not exactly those of its weighted modules."""
     for k, u in enumerate(updates):
-        unknown = sorted(set(u.weights) - set(registry.keys))
+        unknown = sorted(u.weights.keys() - params.keys())
         if unknown:
             raise ValueError(f"update {k} weights unknown modules {unknown}")
         bad = {key: w for key, w in u.weights.items() if not 0 <= float(w) < float("inf")}
         if bad:
             raise ValueError(f"update {k} has weights that are not finite and >= 0: {bad}")
-        expected = {name for key in u.weights for name in registry.params(key)}
+        expected = {name for key in u.weights for name in params[key]}
         missing, extra = sorted(expected - u.state.keys()), sorted(u.state.keys() - expected)
         if missing or extra:
             raise ValueError(f"update {k}'s tensors do not match its weighted modules: missing {missing[:3]}, "
@@ -118,7 +131,8 @@ def _product_mean(
     factors stay trainable (with A = B = 0, LoRA's gradients vanish; e.g.
     before anyone trained, when every B_k = 0).
     """
-    delta = _weighted_mean64([bk.double() @ ak.double() for ak, bk in zip(a, b, strict=True)], weights)
+    a64, b64 = torch.stack(list(a)).double(), torch.stack(list(b)).double()  # widened once, not per holder
+    delta = _weighted_mean64([bk @ ak for ak, bk in zip(a64, b64, strict=True)], weights)
     r = a[0].shape[0]
     u, s, vh = torch.linalg.svd(delta, full_matrices=False)
     n = min(r, len(s))
@@ -131,7 +145,8 @@ def _product_mean(
     null = s_r <= tol
     root = s_r.sqrt()
     b_out, a_out = u_r * root, root[:, None] * vh_r
-    a_out[null] = _weighted_mean64(a, weights)[null]
+    if bool(null.any()):
+        a_out[null] = _weighted_mean64(a, weights)[null]
     return a_out.float(), b_out.float()
 
 
@@ -184,11 +199,11 @@ def aggregate_modules(
     """
     if lora not in LORA_MODES:
         raise ValueError(f"lora must be one of {list(LORA_MODES)}, got {lora!r}")
-    _validate(updates, registry)
+    params = {key: registry.params(key) for key in registry.keys}
+    _validate(updates, params)
     state: dict[str, torch.Tensor] = {}
     weights: dict[str, float] = {}
-    for key in registry.keys:
-        names = registry.params(key)
+    for key, names in params.items():
         holders = [u for u in updates if key in u.weights]
         if not holders:
             in_base = [n for n in names if base is not None and n in base]
@@ -212,5 +227,4 @@ def aggregate_modules(
         for name in plain:
             state[name] = _weighted_mean([u.state[name] for u in holders], mean_w)
         weights[key] = total
-    order = {name: i for i, name in enumerate(n for k in registry.keys for n in registry.params(k))}
-    return ModuleUpdate(dict(sorted(state.items(), key=lambda item: order[item[0]])), weights)
+    return ModuleUpdate({n: state[n] for names in params.values() for n in names if n in state}, weights)

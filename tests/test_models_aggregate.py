@@ -218,3 +218,102 @@ def test_module_aggregation_errors(small) -> None:
     name = reg.params("head/vqa")[1]
     with pytest.raises(ValueError, match=name.replace(".", r"\.")):
         aggregate_modules([good, ModuleUpdate({**good.state, name: torch.zeros(3)}, good.weights)], reg)
+
+
+# ---------------------------------------------------------------- bit-identity with the plain per-tensor computation
+
+
+def _reference_mean64(tensors: list[torch.Tensor], weights: list[float]) -> torch.Tensor:
+    """The weighted mean as first written: every tensor widened on its own, stacked, then one tensordot."""
+    total = float(sum(weights))
+    w = torch.tensor([float(x) / total for x in weights], dtype=torch.float64)
+    return torch.tensordot(w, torch.stack([t.double() for t in tensors]), dims=1)
+
+
+def _reference_product(a: list[torch.Tensor], b: list[torch.Tensor], w: list[float]) -> tuple[torch.Tensor, ...]:
+    """SVD re-factoring of the mean product, zero-padded to rank r; null directions take the mean A rows."""
+    delta = _reference_mean64([bk.double() @ ak.double() for ak, bk in zip(a, b, strict=True)], w)
+    (m, n), r = delta.shape, a[0].shape[0]
+    u, s, vh = torch.linalg.svd(delta, full_matrices=False)
+    k, f64 = min(r, len(s)), torch.float64
+    s_r = torch.cat([s[:k], torch.zeros(r - k, dtype=f64)])
+    null = s_r <= float(s.max()) * max(m, n) * torch.finfo(f64).eps
+    b_out = torch.cat([u[:, :k], torch.zeros(m, r - k, dtype=f64)], dim=1) * s_r.sqrt()
+    a_out = s_r.sqrt()[:, None] * torch.cat([vh[:k], torch.zeros(r - k, n, dtype=f64)])
+    return torch.where(null[:, None], _reference_mean64(a, w), a_out).float(), b_out.float()
+
+
+def _reference_aggregate(updates: list[ModuleUpdate], reg: ModuleRegistry, base, lora: str) -> ModuleUpdate:
+    state, weights = {}, {}
+    for key in reg.keys:
+        names, holders = reg.params(key), [u for u in updates if key in u.weights]
+        if not holders and base is not None:
+            state.update({n: base[n] for n in names})
+            weights[key] = 0.0
+        if not holders:
+            continue
+        w = [float(u.weights[key]) for u in holders]
+        weights[key], mean_w = sum(w), w if sum(w) > 0 else [1.0] * len(w)
+        for name in names:
+            if lora == "product" and ".lora_A." in name:
+                b = name.replace(".lora_A.", ".lora_B.")
+                pair = _reference_product([u.state[name] for u in holders], [u.state[b] for u in holders], mean_w)
+                state[name], state[b] = pair
+            elif not (lora == "product" and ".lora_B." in name):
+                state[name] = _reference_mean64([u.state[name] for u in holders], mean_w).float()
+    return ModuleUpdate({n: state[n] for k in reg.keys for n in reg.params(k) if n in state}, weights)
+
+
+def _random_updates(model, reg: ModuleRegistry, seed: int) -> list[ModuleUpdate]:
+    """Holders of random module subsets (some modules held by none), weights that repeat across modules,
+    zero weights beside positive ones, one module weighted 0 by all its holders, one holder in float16."""
+    gen = torch.Generator().manual_seed(seed)
+    keys = [k for k in reg.keys if k != "head/shape"]  # head/shape: held by no one
+    updates = []
+    for k in range(6):
+        held = [key for key in keys if torch.rand(1, generator=gen) < 0.7] + ["lora/layer0"]
+        counts = torch.randint(0, 3, (len(held),), generator=gen).tolist()
+        weights = {key: [0.0, 5.0 + k, 0.37 * (k + 1)][c] for key, c in zip(held, counts, strict=True)}
+        weights["moe/gate"] = 0.0
+        state = {n: torch.randn(t.shape, generator=gen) for n, t in reg.select(trainable_state(model), weights).items()}
+        if k == 3:
+            state = {n: t.half() for n, t in state.items()}
+        updates.append(ModuleUpdate(state, weights))
+    return updates
+
+
+@pytest.mark.parametrize("lora", ["naive", "product"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_module_aggregation_is_bit_identical_to_the_per_tensor_computation(small, seed: int, lora: str) -> None:
+    model, reg = small
+    updates = _random_updates(model, reg, seed)
+    base = _random_state(model, 100 + seed)
+    out = aggregate_modules(updates, reg, base=base, lora=lora)
+    ref = _reference_aggregate(updates, reg, base, lora)
+    assert out.weights == ref.weights and out.weights["moe/gate"] == 0.0 and out.weights["head/shape"] == 0.0
+    assert list(out.state) == list(ref.state) == [n for k in reg.keys for n in reg.params(k)]
+    for name, tensor in ref.state.items():
+        assert out.state[name].dtype == torch.float32 and torch.equal(out.state[name], tensor), name
+    no_base = aggregate_modules(updates, reg, lora=lora)
+    assert set(no_base.state) == set(out.state) - set(reg.params("head/shape"))
+
+
+def test_product_lora_null_directions_are_bit_identical_to_the_reference(small) -> None:
+    # fresh B = 0 for some factors: every direction is null and A comes from the mean of the holders' A rows
+    model, reg = small
+    updates = _random_updates(model, reg, 5)
+    for u in updates:
+        for name in [n for n in u.state if ".lora_B." in n][:2]:
+            u.state[name].zero_()
+    out = aggregate_modules(updates, reg, lora="product")
+    ref = _reference_aggregate(updates, reg, None, "product")
+    assert all(torch.equal(out.state[n], ref.state[n]) for n in ref.state)
+
+
+def test_weighted_average_is_bit_identical_to_the_per_tensor_computation() -> None:
+    gen = torch.Generator().manual_seed(3)
+    states = [{"a": torch.randn(3, 5, generator=gen), "b": torch.randn(7, generator=gen)} for _ in range(5)]
+    weights = [3.0, 0.0, 1.25, 7.0, 2.0]
+    out = weighted_average(states, weights)
+    for key in ("a", "b"):
+        assert torch.equal(out[key], _reference_mean64([s[key] for s in states], weights).float())
