@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from channels import geometry
 from channels.geometry import clustered_layout, distance_3d_m, distance_m
 
 PAPER = dict(n_edges=10, devices_per_edge=4, area_m=5000.0, min_edge_separation_m=500.0,
@@ -103,3 +104,52 @@ def test_impossible_separation_raises() -> None:
 def test_bad_arguments_name_themselves(kwargs: dict, name: str) -> None:
     with pytest.raises(ValueError, match=name):
         clustered_layout(np.random.default_rng(0), **{**PAPER, **kwargs})
+
+
+def _reference_edges(rng: np.random.Generator, n: int, area_m: float, sep_m: float, max_tries: int):
+    """The plain O(n²) rejection sampling: one candidate per draw, checked against every edge placed so far.
+
+    Returns the edges and the number of candidates drawn.
+    """
+    placed: list[np.ndarray] = []
+    for tries in range(1, max_tries + 1):
+        candidate = rng.uniform(0.0, area_m, 2)
+        if not placed or np.min(np.hypot(*(np.array(placed) - candidate).T)) >= sep_m:
+            placed.append(candidate)
+            if len(placed) == n:
+                return np.array(placed), tries
+    raise AssertionError("the reference ran out of tries")
+
+
+DENSE = (150, 2000.0, 120.0)  # 750-960 candidates for 150 edges: most rejected, many near the separation
+
+
+@pytest.mark.parametrize("block", [3, 4096])
+@pytest.mark.parametrize(
+    ("n", "area_m", "sep_m"), [(10, 5000.0, 500.0), (60, 1000.0, 100.0), DENSE, (30, 300.0, 0.0), (40, 1e6, 7.5)]
+)
+def test_grid_placement_matches_checking_every_edge(monkeypatch, block: int, n: int, area_m: float, sep_m: float):
+    monkeypatch.setattr(geometry, "CANDIDATE_BLOCK", block)  # 3: blocks end mid-placement and mid-rejection run
+    for seed in range(4):
+        fast, slow = np.random.default_rng(seed), np.random.default_rng(seed)
+        edges = geometry._separated_points(fast, n, area_m, sep_m, 100_000)
+        np.testing.assert_array_equal(edges, _reference_edges(slow, n, area_m, sep_m, 100_000)[0])
+        assert fast.random() == slow.random()  # the generator ends where one-at-a-time draws leave it
+
+
+def test_dense_placement_really_rejects_and_the_layout_uses_it() -> None:
+    n, area_m, sep_m = DENSE
+    reference, tries = _reference_edges(np.random.default_rng(9), n, area_m, sep_m, 10_000)
+    assert tries > 4 * n
+    edge_xy, _, _ = clustered_layout(np.random.default_rng(9), n, 1, area_m, sep_m, 10.0, 10.0)
+    np.testing.assert_array_equal(edge_xy, reference)
+
+
+def test_exhausted_tries_leave_the_generator_after_every_candidate(monkeypatch) -> None:
+    monkeypatch.setattr(geometry, "CANDIDATE_BLOCK", 7)
+    fast = np.random.default_rng(4)
+    with pytest.raises(ValueError, match="max_tries=50"):
+        geometry._separated_points(fast, 5, 1000.0, 1000.0, 50)
+    slow = np.random.default_rng(4)
+    slow.uniform(0.0, 1000.0, (50, 2))
+    assert fast.random() == slow.random()
