@@ -18,13 +18,15 @@ from models.registry import ModuleRegistry
 LORA_MODES = ("naive", "product")
 
 
-def _weighted_mean(tensors: Sequence[torch.Tensor], weights: Sequence[float]) -> torch.Tensor:
-    """Σ_k w_k·x_k / Σ_k w_k accumulated in float64, returned in float32 (Σ w_k > 0 assumed)."""
-    return _weighted_mean64(tensors, weights).float()
+def _normalised(weights: Sequence[float]) -> torch.Tensor:
+    """w_k / Σ_j w_j as float64, each quotient rounded once (Σ w_j > 0 assumed); computed once per module."""
+    total = float(sum(weights))
+    return torch.tensor([float(x) / total for x in weights], dtype=torch.float64)
 
 
-def _weighted_mean64(tensors: Sequence[torch.Tensor], weights: Sequence[float]) -> torch.Tensor:
-    """Σ_k w_k·x_k / Σ_k w_k of same-shaped tensors in float64: w @ X, X the (K, numel) stack, w_k = w_k / Σ w.
+def _mean64(tensors: Sequence[torch.Tensor], w: torch.Tensor) -> torch.Tensor:
+    """Σ_k w_k·x_k of same-shaped tensors in float64, for weights ``w`` from :func:`_normalised`: w @ X, X the
+    (K, numel) stack.
 
     Stacked in the inputs' dtype and widened once (exact: float64 holds every
     float32 and float16 value), then one (K,) @ (K, numel) product.
@@ -33,8 +35,6 @@ def _weighted_mean64(tensors: Sequence[torch.Tensor], weights: Sequence[float]) 
     wider X does not pay either: the extra flattening and copying costs more
     than the per-parameter products it saves.
     """
-    total = float(sum(weights))
-    w = torch.tensor([float(x) / total for x in weights], dtype=torch.float64)
     stacked = torch.stack(list(tensors)).view(len(tensors), tensors[0].numel())
     return (w @ stacked.double()).view(tensors[0].shape)
 
@@ -67,7 +67,8 @@ def weighted_average(states: Sequence[dict[str, torch.Tensor]], weights: Sequenc
             key = sorted(state.keys() ^ states[0].keys())[0]
             raise ValueError(f"state {k} and state 0 disagree on key {key!r}")
     _check_shapes(states, keys)
-    return {key: _weighted_mean([s[key] for s in states], weights) for key in keys}
+    w = _normalised(weights)
+    return {key: _mean64([s[key] for s in states], w).float() for key in keys}
 
 
 def _check_shapes(states: Sequence[dict[str, torch.Tensor]], key_names: Sequence[str]) -> None:
@@ -121,7 +122,7 @@ def _lora_pairs(names: Sequence[str]) -> tuple[list[tuple[str, str]], list[str]]
 
 
 def _product_mean(
-    a: Sequence[torch.Tensor], b: Sequence[torch.Tensor], weights: Sequence[float]
+    a: Sequence[torch.Tensor], b: Sequence[torch.Tensor], w: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Rank-r factors (A, B) of ΔW = Σ_k w_k B_k A_k / Σ_k w_k by truncated SVD: B = U_r√S_r, A = √S_r V_rᵀ.
 
@@ -129,10 +130,11 @@ def _product_mean(
     σ_max·max(m, n)·ε, as ``numpy.linalg.matrix_rank``) get B's column 0 and
     the weighted mean of the holders' A rows there: B·A is unchanged, and the
     factors stay trainable (with A = B = 0, LoRA's gradients vanish; e.g.
-    before anyone trained, when every B_k = 0).
+    before anyone trained, when every B_k = 0). ``w``: the holders' weights
+    divided by their sum (:func:`_normalised`).
     """
     a64, b64 = torch.stack(list(a)).double(), torch.stack(list(b)).double()  # widened once, not per holder
-    delta = _weighted_mean64([bk @ ak for ak, bk in zip(a64, b64, strict=True)], weights)
+    delta = _mean64([bk @ ak for ak, bk in zip(a64, b64, strict=True)], w)
     r = a[0].shape[0]
     u, s, vh = torch.linalg.svd(delta, full_matrices=False)
     n = min(r, len(s))
@@ -146,7 +148,7 @@ def _product_mean(
     root = s_r.sqrt()
     b_out, a_out = u_r * root, root[:, None] * vh_r
     if bool(null.any()):
-        a_out[null] = _weighted_mean64(a, weights)[null]
+        a_out[null] = _mean64(a, w)[null]
     return a_out.float(), b_out.float()
 
 
@@ -215,16 +217,16 @@ def aggregate_modules(
             continue
         w = [float(u.weights[key]) for u in holders]
         total = sum(w)
-        mean_w = w if total > 0 else [1.0] * len(w)
+        norm_w = _normalised(w if total > 0 else [1.0] * len(w))
         _check_shapes([u.state for u in holders], names)
         plain = names
         if lora == "product" and key.startswith("lora/"):
             pairs, plain = _lora_pairs(names)
             for a, b in pairs:
                 state[a], state[b] = _product_mean(
-                    [u.state[a] for u in holders], [u.state[b] for u in holders], mean_w
+                    [u.state[a] for u in holders], [u.state[b] for u in holders], norm_w
                 )
         for name in plain:
-            state[name] = _weighted_mean([u.state[name] for u in holders], mean_w)
+            state[name] = _mean64([u.state[name] for u in holders], norm_w).float()
         weights[key] = total
     return ModuleUpdate({n: state[n] for names in params.values() for n in names if n in state}, weights)
