@@ -127,6 +127,11 @@ class _Stacked:
                     self.leaves[name][c].grad = None
 
 
+def _base(layer: nn.Module) -> nn.Module:
+    """The frozen Linear of a backbone layer (peft's ``base_layer`` when it has LoRA)."""
+    return getattr(layer, "base_layer", layer)
+
+
 def _prefix(model: nn.Module) -> str:
     """Name prefix of the base net's parameters inside ``model`` (peft wraps it)."""
     net = base_net(model)
@@ -153,31 +158,53 @@ class _BatchedNet:
         self.cfg = self.net.cfg
         self.p = params
         self.c = n_clients
+        # the frozen q, k, v of each block as one (3d, d) Linear: one GEMM instead of three
+        self.qkv = [(torch.cat([_base(getattr(b, n)).weight for n in "qkv"]).detach(),
+                     torch.cat([_base(getattr(b, n)).bias for n in "qkv"]).detach()) for b in self.net.fusion.blocks]  # fmt: skip
 
-    def _lora(self, layer: nn.Module, path: str, x: torch.Tensor) -> torch.Tensor:
-        """A backbone Linear (frozen, shared) plus its LoRA update per client when it has one."""
-        base = getattr(layer, "base_layer", layer)
-        y = F.linear(x, base.weight, base.bias)
-        lora_a = self.p.get(f"{path}.lora_A.default.weight")
-        if lora_a is None:
+    def _linear(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, parts: Sequence[tuple[nn.Module, str]]
+                ) -> torch.Tensor:  # fmt: skip
+        """Frozen shared Linear (weight, bias) on x (C, M, in) plus the per-client LoRA updates of ``parts``.
+
+        ``parts`` are the Linear layers whose outputs are concatenated in
+        ``weight`` (q, k, v; or one layer), each with its path. Their LoRA
+        updates (α/r)·B_c A_c x go in with one ``bmm`` (x times the stacked
+        A_cᵀ) and one in-place ``baddbmm_`` (times the block matrix of the
+        scaled B_cᵀ, zero where a layer has no LoRA): the GEMM's output is
+        updated where it lies, no extra pass over it.
+        """
+        c, m, _ = x.shape
+        # not a view for autograd (F.linear's 3-D output is one), so the in-place update needs no CopySlices
+        y = torch.ops.aten._unsafe_view(torch.addmm(bias, x.reshape(c * m, -1), weight.t()), (c, m, weight.shape[0]))
+        lora = [(i, layer, path) for i, (layer, path) in enumerate(parts) if self.p.get(f"{path}.lora_A.default.weight") is not None]
+        if not lora:
             return y
-        lora_b = self.p(f"{path}.lora_B.default.weight")
-        update = _linear(_linear(x, lora_a, None), lora_b, None)
-        return y + update * layer.scaling["default"]
+        a = torch.cat([self.p(f"{path}.lora_A.default.weight") for _, _, path in lora], dim=1)  # (C, Σr, in)
+        width = weight.shape[0] // len(parts)
+        rows = []
+        for i, layer, path in lora:
+            b = self.p(f"{path}.lora_B.default.weight").transpose(1, 2) * layer.scaling["default"]  # (C, r, out)
+            rows.append(F.pad(b, (i * width, (len(parts) - 1 - i) * width)) if len(parts) > 1 else b)
+        return y.baddbmm_(torch.bmm(x, a.transpose(1, 2)), torch.cat(rows, dim=1))
 
     def _block(self, i: int, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        """:class:`models.net.Block` on x (C, b, n, d)."""
+        """:class:`models.net.Block` on x (C, b·n, d) (tokens of sample s at s·n … s·n + n − 1), n tokens per sample.
+
+        Attention by ``F.scaled_dot_product_attention`` (the same softmax(q kᵀ/√d_h + M) v as
+        the Block's explicit matmuls; FLOPs are counted on the Block, :func:`models.train.train_step_flops`).
+        """
         block = self.net.fusion.blocks[i]
         path = f"fusion.blocks.{i}"
-        c, b, n, d = x.shape
-        h = block.ln1(x)
-        q, k, v = (self._lora(getattr(block, name), f"{path}.{name}", h).reshape(c * b, n, block.n_heads, -1)
-                   .transpose(1, 2) for name in ("q", "k", "v"))  # fmt: skip
-        scores = (q @ k.transpose(-2, -1) * (1.0 / math.sqrt(d // block.n_heads))).masked_fill(~allowed, -math.inf)
-        attn = torch.softmax(scores, dim=-1)
-        x = x + self._lora(block.o, f"{path}.o", (attn @ v).transpose(1, 2).reshape(c, b, n, d))
-        hidden = F.gelu(self._lora(block.fc1, f"{path}.fc1", block.ln2(x)))
-        x = x + self._lora(block.fc2, f"{path}.fc2", hidden)
+        c, m, d = x.shape
+        n = allowed.shape[0]
+        heads = block.n_heads
+        qkv = self._linear(block.ln1(x), *self.qkv[i], [(getattr(block, k), f"{path}.{k}") for k in "qkv"])
+        q, k, v = qkv.view(c * m // n, n, 3, heads, d // heads).permute(2, 0, 3, 1, 4).unbind(0)
+        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed).transpose(1, 2).reshape(c, m, d)
+        x = self._linear(attn, _base(block.o).weight, _base(block.o).bias, [(block.o, f"{path}.o")]).add_(x)
+        hidden = F.gelu(self._linear(block.ln2(x), _base(block.fc1).weight, _base(block.fc1).bias,
+                                     [(block.fc1, f"{path}.fc1")]))  # fmt: skip
+        x = self._linear(hidden, _base(block.fc2).weight, _base(block.fc2).bias, [(block.fc2, f"{path}.fc2")]).add_(x)
         if self.net.fusion.adapters:
             a = f"fusion.adapters.{i}"
             down = F.gelu(_linear(x, self.p(f"{a}.down.weight"), self.p(f"{a}.down.bias")))
@@ -233,10 +260,12 @@ class _BatchedNet:
         prompts = torch.stack([self.p(f"prompts.{t}") for t in net.prompts], dim=1)  # (C, T, d)
         tokens = [prompts[:, None].expand(c, b, -1, -1)] + [self._encode(m, batch[m]) for m in present]
         x = torch.cat(tokens, dim=2)
-        allowed = prompt_isolation(len(net.prompts), x.shape[2])
+        n = x.shape[2]
+        allowed = prompt_isolation(len(net.prompts), n)
+        x = x.reshape(c, b * n, -1)
         for i in range(len(net.fusion.blocks)):
             x = self._block(i, x, allowed)
-        fused = net.fusion.norm(x)[:, :, : len(net.prompts)]
+        fused = net.fusion.norm(x.view(c, b, n, -1)[:, :, : len(net.prompts)])
         aux = torch.zeros(c)
         counts = torch.zeros(c, 0, dtype=torch.long)
         if net.moe is not None:
@@ -294,7 +323,12 @@ def batched_local_train(
     params = _Stacked(model, jobs, set(trained))
     forward = _BatchedNet(model, params, len(jobs))
     optimizer = torch.optim.AdamW(params.optimized(trained), lr=lr, weight_decay=0.01, fused=True)
-    plans = [_batches(len(job.data), steps, batch_size, job.generator) for job in jobs]
+    # every client's samples in one tensor per modality and label: a step's minibatches are one gather
+    starts = torch.tensor([0] + [len(job.data) for job in jobs[:-1]]).cumsum(0)
+    plans = torch.stack([torch.stack(_batches(len(job.data), steps, batch_size, job.generator)) for job in jobs])
+    plans += starts[:, None, None]  # (C, steps, b) rows of the pooled samples
+    inputs = {m: torch.cat([getattr(job.data, m) for job in jobs]) for m in MODALITIES if m in jobs[0].data.modalities}
+    labels = {t: torch.cat([job.data.labels[t] for job in jobs]) for t in task_names}
     totals = torch.zeros(len(jobs))
     expert_tokens = torch.zeros(len(jobs), net.cfg.moe_experts, dtype=torch.long)
     alpha = net.cfg.moe_aux_weight if net.moe is not None else 0.0
@@ -303,14 +337,10 @@ def batched_local_train(
     for step in range(steps):
         optimizer.zero_grad(set_to_none=True)
         params.new_step()
-        picks = [plan[step] for plan in plans]
-        batch = {m: torch.stack([job.data.inputs(idx)[m] for job, idx in zip(jobs, picks)])
-                 for m in MODALITIES if m in jobs[0].data.modalities}  # fmt: skip
-        outputs, aux, counts = forward(batch)
-        losses = torch.stack([
-            torch.stack([task_loss(t, outputs[t][i], job.data.labels[t][idx]) for t in task_names]).sum()
-            for i, (job, idx) in enumerate(zip(jobs, picks))
-        ])  # fmt: skip
+        rows = plans[:, step].reshape(-1)
+        outputs, aux, counts = forward({m: x[rows].view(len(jobs), -1, *x.shape[1:]) for m, x in inputs.items()})
+        losses = sum(task_loss(t, outputs[t].flatten(0, 1), labels[t][rows], reduction="none").view(len(jobs), -1)
+                     .mean(dim=1) for t in task_names)  # fmt: skip
         if alpha > 0:
             losses = losses + alpha * aux
         if losses.requires_grad:
