@@ -1,22 +1,26 @@
 """Local-training throughput: clients one at a time vs batched (models.batched), against the GEMM peak.
 
     .venv/bin/python benchmarks/training_throughput.py [--clients 40] [--steps 6] [--batch-size 8]
-        [--threads 1 2] [--preset paper] [--set key=value ...]
+        [--threads 1 2] [--preset paper] [--set key=value ...] [--repeats 3]
 
 The preset's model (``--set model.d_model=128 --set model.n_layers=6``: the
-issue's reference size; overrides as in ``hffm run --set``); each client has its own 64 samples, start state and
-generator. Reports client-steps/s of ``models.train.local_train`` called per
-client and of ``models.batched.batched_local_train`` for all clients, the
-counted training FLOPs per second (``models.train.train_step_flops``: matrix
-products of forward and backward, plus AdamW), and the fp32 GEMM peak
-(2048 × 2048 matmul) for the same thread count. Host time is a performance
-figure only.
+issue's reference size; overrides as in ``hffm run --set``); each client has
+its own 64 samples, start state and generator. Reports client-steps/s of
+``models.train.local_train`` called per client and of
+``models.batched.batched_local_train`` for all clients, the counted training
+FLOPs per second (``models.train.train_step_flops``: matrix products of
+forward and backward, attention included, plus AdamW), and the fp32 GEMM peak
+(2048 × 2048 matmul) for the same thread count. Each time is the best of
+``--repeats`` runs, with the load average printed beside it (other jobs on the
+machine only add time). Host time is a performance figure only.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -29,12 +33,20 @@ from sim.scenario import load_scenario
 
 
 def gemm_peak_flops(n: int = 2048, repeats: int = 10) -> float:
+    """fp32 FLOP/s of an n × n matmul, the best of ``repeats`` (2·n³ FLOPs each)."""
     a, b = torch.randn(n, n), torch.randn(n, n)
     a @ b
-    start = time.perf_counter()
+    return 2 * n**3 / best_seconds(lambda: a @ b, repeats)
+
+
+def best_seconds(run: Callable[[], object], repeats: int) -> float:
+    """The shortest host time of ``repeats`` calls of ``run`` (other jobs on the machine only ever add time)."""
+    times = []
     for _ in range(repeats):
-        a @ b
-    return 2 * n**3 * repeats / (time.perf_counter() - start)
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
 
 
 def jobs(model: torch.nn.Module, clients: int, samples: int) -> list[ClientJob]:
@@ -56,6 +68,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=64)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     model = build_model(model_config(load_scenario(args.preset, args.overrides)), seed=0)
     work = jobs(model, args.clients, args.samples)
@@ -66,15 +79,19 @@ def main() -> None:
     for threads in args.threads:
         torch.set_num_threads(threads)
         peak = gemm_peak_flops()
-        start = time.perf_counter()
-        for c, job in enumerate(work):
-            local_train(model, job.state, job.data, args.steps, args.batch_size, 3e-3, torch.Generator().manual_seed(c))
-        alone_s = time.perf_counter() - start
-        fresh = [ClientJob(j.state, j.data, torch.Generator().manual_seed(c)) for c, j in enumerate(work)]
-        start = time.perf_counter()
-        batched_local_train(model, fresh, args.steps, args.batch_size, 3e-3)
-        batched_s = time.perf_counter() - start
-        print(f"threads {threads}: GEMM peak {peak / 1e9:.0f} GFLOP/s")
+
+        def one_at_a_time() -> None:
+            for c, job in enumerate(work):
+                local_train(model, job.state, job.data, args.steps, args.batch_size, 3e-3, torch.Generator().manual_seed(c))
+
+        def batched() -> None:
+            fresh = [ClientJob(j.state, j.data, torch.Generator().manual_seed(c)) for c, j in enumerate(work)]
+            batched_local_train(model, fresh, args.steps, args.batch_size, 3e-3)
+
+        alone_s = best_seconds(one_at_a_time, args.repeats)
+        batched_s = best_seconds(batched, args.repeats)
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"threads {threads}: GEMM peak {peak / 1e9:.0f} GFLOP/s; best of {args.repeats}; load average {load}")
         for name, seconds in (("one client at a time", alone_s), ("batched", batched_s)):
             rate = client_steps / seconds
             flops = rate * step_flops

@@ -72,9 +72,10 @@ class _Stacked:
     steps each client's slice as :func:`~models.train.local_train` would. MoE
     experts are the exception: an expert that got no token in a step has no
     gradient there when run alone, and AdamW then skips it (no decay, no moment
-    update, no step count), so their parameters are one leaf per client and
-    the idle ones lose their gradient (:meth:`drop_unused_expert_grads`).
-    Stacks of per-client leaves are rebuilt once per step (:meth:`new_step`).
+    update, no step count), so the optimizer steps them as one leaf per client,
+    each a view of the stacked tensor's storage (the forward reads the stack,
+    the optimizer writes the views, nothing is copied), and a client's idle
+    experts get no gradient (:meth:`share_expert_grads`).
     """
 
     def __init__(self, model: nn.Module, jobs: Sequence[ClientJob], trained: Collection[str]) -> None:
@@ -84,33 +85,21 @@ class _Stacked:
         for name, p in model.named_parameters():
             if not p.requires_grad:
                 continue
+            stacked = torch.stack([job.state[name] for job in jobs]).to(p.dtype)
+            self.fixed[name] = stacked.requires_grad_(name in trained)
             if name in trained and name.startswith(f"{self.prefix}moe.experts."):
-                self.leaves[name] = [job.state[name].detach().to(p.dtype).clone().requires_grad_() for job in jobs]
-            else:
-                stacked = torch.stack([job.state[name] for job in jobs]).to(p.dtype)
-                self.fixed[name] = stacked.requires_grad_(name in trained)
-        self._stacks: dict[str, torch.Tensor] = {}
+                self.leaves[name] = [view.requires_grad_() for view in stacked.detach().unbind()]
 
     def optimized(self, names: Sequence[str]) -> list[torch.Tensor]:
         """The leaf tensors of the parameters ``names``, for the optimizer."""
         return [t for n in names for t in (self.leaves[n] if n in self.leaves else [self.fixed[n]])]
 
     def client_value(self, name: str, client: int) -> torch.Tensor:
-        return (self.leaves[name][client] if name in self.leaves else self.fixed[name][client]).detach().clone()
-
-    def new_step(self) -> None:
-        self._stacks = {}
+        return self.fixed[name][client].detach().clone()
 
     def get(self, path: str) -> torch.Tensor | None:
         """The stacked parameter at ``path`` under the base net (e.g. ``"heads.vqa.weight"``), if the model has it."""
-        name = self.prefix + path
-        if name in self.fixed:
-            return self.fixed[name]
-        if name not in self.leaves:
-            return None
-        if name not in self._stacks:
-            self._stacks[name] = torch.stack(self.leaves[name])
-        return self._stacks[name]
+        return self.fixed.get(self.prefix + path)
 
     def __call__(self, path: str) -> torch.Tensor:
         value = self.get(path)
@@ -118,13 +107,16 @@ class _Stacked:
             raise KeyError(f"no trainable parameter {self.prefix + path}")
         return value
 
-    def drop_unused_expert_grads(self, expert_tokens: torch.Tensor) -> None:
-        """Clients whose expert j got no token this step: no gradient for its parameters (as when run alone)."""
-        for j in range(expert_tokens.shape[1]):
-            idle = torch.nonzero(expert_tokens[:, j] == 0).flatten().tolist()
-            for name in [n for n in self.leaves if n.startswith(f"{self.prefix}moe.experts.{j}.")]:
-                for c in idle:
-                    self.leaves[name][c].grad = None
+    def share_expert_grads(self, expert_tokens: torch.Tensor) -> None:
+        """Each client's slice of the stacked experts' gradients to its own leaves, none where the expert got no
+        token this step (as when run alone)."""
+        used = (expert_tokens > 0).tolist()
+        for name, leaves in self.leaves.items():
+            grad = self.fixed[name].grad
+            self.fixed[name].grad = None
+            j = int(name[len(f"{self.prefix}moe.experts.") :].split(".")[0])
+            for c, leaf in enumerate(leaves):
+                leaf.grad = grad[c] if grad is not None and used[c][j] else None
 
 
 def _base(layer: nn.Module) -> nn.Module:
@@ -148,6 +140,36 @@ def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) ->
     if bias is not None:
         y = y + bias[:, None, :]
     return y.reshape(*shape[:-1], weight.shape[1])
+
+
+def _heads(qkv: torch.Tensor, n: int, heads: int) -> tuple[torch.Tensor, ...]:
+    """q, k, v (samples, heads, n, d_h) as views of the fused projection's output (C, M, 3·d)."""
+    c, m, d3 = qkv.shape
+    return qkv.view(c * m // n, n, 3, heads, d3 // (3 * heads)).permute(2, 0, 3, 1, 4).unbind(0)
+
+
+class _SplitHeads(torch.autograd.Function):
+    """:func:`_heads` whose backward writes the three gradients straight into one (C, M, 3·d) tensor.
+
+    Autograd's own backward of the permuted views stacks the gradients and
+    then copies the stack into token order: two passes, the second strided
+    (measured: the largest single copy of a batched step).
+    """
+
+    @staticmethod
+    def forward(ctx, qkv: torch.Tensor, n: int, heads: int) -> tuple[torch.Tensor, ...]:  # type: ignore[override]
+        ctx.shape, ctx.n, ctx.heads = qkv.shape, n, heads
+        return tuple(t.detach() for t in _heads(qkv, n, heads))
+
+    @staticmethod
+    def backward(ctx, *grads: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
+        grad = torch.empty(ctx.shape, dtype=next(g for g in grads if g is not None).dtype)
+        for part, g in zip(_heads(grad, ctx.n, ctx.heads), grads, strict=True):
+            if g is None:
+                part.zero_()
+            else:
+                part.copy_(g)
+        return grad, None, None
 
 
 class _BatchedNet:
@@ -199,7 +221,7 @@ class _BatchedNet:
         n = allowed.shape[0]
         heads = block.n_heads
         qkv = self._linear(block.ln1(x), *self.qkv[i], [(getattr(block, k), f"{path}.{k}") for k in "qkv"])
-        q, k, v = qkv.view(c * m // n, n, 3, heads, d // heads).permute(2, 0, 3, 1, 4).unbind(0)
+        q, k, v = _SplitHeads.apply(qkv, n, heads)
         attn = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed).transpose(1, 2).reshape(c, m, d)
         x = self._linear(attn, _base(block.o).weight, _base(block.o).bias, [(block.o, f"{path}.o")]).add_(x)
         hidden = F.gelu(self._linear(block.ln2(x), _base(block.fc1).weight, _base(block.fc1).bias,
@@ -336,7 +358,6 @@ def batched_local_train(
     model.train()
     for step in range(steps):
         optimizer.zero_grad(set_to_none=True)
-        params.new_step()
         rows = plans[:, step].reshape(-1)
         outputs, aux, counts = forward({m: x[rows].view(len(jobs), -1, *x.shape[1:]) for m, x in inputs.items()})
         losses = sum(task_loss(t, outputs[t].flatten(0, 1), labels[t][rows], reduction="none").view(len(jobs), -1)
@@ -345,7 +366,7 @@ def batched_local_train(
             losses = losses + alpha * aux
         if losses.requires_grad:
             losses.sum().backward()
-            params.drop_unused_expert_grads(counts)
+            params.share_expert_grads(counts)
             optimizer.step()
         totals += losses.detach()
         if counts.numel():

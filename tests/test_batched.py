@@ -110,5 +110,4 @@ def test_clients_that_cannot_share_a_batch_are_refused() -> None:
 
 
 def _grad(params: _Stacked, name: str, client: int) -> torch.Tensor:
-    leaf = params.leaves[name][client] if name in params.leaves else params.fixed[name]
-    return leaf.grad if name in params.leaves else leaf.grad[client]
+    return params.fixed[name].grad[client]
