@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import queue
 import subprocess
 import sys
 import threading
@@ -104,7 +105,11 @@ def main() -> None:
 
 # ---------------------------------------------------------------- the caller's side
 class _Worker:
-    """One worker process and the futures of its calls (answered in call order)."""
+    """One worker process and the futures of its calls (answered in call order).
+
+    Requests are pickled by the caller and written by a sender thread: a
+    full pipe (the worker busy evaluating) never blocks the simulation.
+    """
 
     def __init__(self) -> None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
@@ -115,6 +120,8 @@ class _Worker:
         self._lock = threading.Lock()
         self._futures: dict[int, Future] = {}
         self._next_id = 0
+        self._outbox: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+        threading.Thread(target=self._send_requests, daemon=True, name="hffm-eval-requests").start()
         threading.Thread(target=self._read_replies, daemon=True, name="hffm-eval-replies").start()
 
     @property
@@ -128,9 +135,18 @@ class _Worker:
                 raise RuntimeError(f"the evaluation worker stopped (exit code {self._process.returncode})")
             call_id, self._next_id = self._next_id, self._next_id + 1
             self._futures[call_id] = future
-            pickle.dump((call_id, name, args), self._process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-            self._process.stdin.flush()
+        self._outbox.put(pickle.dumps((call_id, name, args), protocol=pickle.HIGHEST_PROTOCOL))
         return future
+
+    def _send_requests(self) -> None:
+        pipe = self._process.stdin
+        while True:
+            request = self._outbox.get()
+            try:
+                pipe.write(request)
+                pipe.flush()
+            except OSError:  # the worker stopped: the reply reader fails the pending calls
+                return
 
     def _read_replies(self) -> None:
         replies = self._process.stdout
@@ -150,12 +166,6 @@ class _Worker:
             pending, self._futures = self._futures, {}
         for future in pending.values():
             future.set_exception(RuntimeError(f"the evaluation worker stopped (exit code {code})"))
-
-    def close(self) -> None:
-        """End of input: the worker finishes what it was asked and exits."""
-        with self._lock:
-            if self._process.stdin is not None and not self._process.stdin.closed:
-                self._process.stdin.close()
 
 
 _worker: _Worker | None = None
