@@ -6,7 +6,10 @@ Times, with a host clock (host time is a performance figure only, never a
 simulated quantity): the local training steps (``local_train`` and, with
 ``training.batch_clients``, ``batched_local_train`` as the learner calls
 them), FLOP counting (one counted step per device configuration), held-out
-evaluation and aggregation maths. Prints the share of run time spent outside
+evaluation as the simulation sees it (handing states to the background
+worker, :mod:`sim.eval_worker`, and waiting for results where a run must
+have them: before checkpoints and at its end; the evaluations themselves run
+in the worker, on the core training leaves idle) and aggregation maths. Prints the share of run time spent outside
 training steps, and the share of the simulator proper (SimPy, media,
 logging, recording, setup) once those parts are removed too.
 """
@@ -20,6 +23,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from sim import learner
+from sim.eval_worker import PendingEvaluation
 from sim.learner import TorchLearner
 from sim.runner import run_scenario
 from sim.scenario import load_scenario
@@ -38,6 +42,7 @@ def main() -> None:
     learner.train_step_flops = timed(spent, "flop counting", learner.train_step_flops)
     for name in ("aggregate", "evaluate"):
         setattr(TorchLearner, name, timed(spent, name, getattr(TorchLearner, name)))
+    PendingEvaluation.result = timed(spent, "evaluate", PendingEvaluation.result)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         run_scenario(scenario, Path(tmp) / "run.h5", progress=False)

@@ -32,7 +32,8 @@ OVERRIDES = [
     'schemes=[{name="star", protocol="star"}, {name="h2", protocol="hierarchical", cloud_period=2}]',
     "faults.dropout_prob=0.2", "faults.deadline_s=2.0",
 ]  # fmt: skip
-SET = [arg for override in OVERRIDES for arg in ("--set", override)]
+KILLED = [*OVERRIDES, "rounds=6"]  # three barriers in h2, so the run cannot finish before the kill lands
+SET = [arg for override in KILLED for arg in ("--set", override)]
 
 
 def start(argv: list[str]) -> subprocess.Popen:
@@ -62,13 +63,13 @@ def kill_at_barrier(proc: subprocess.Popen, ckpt: Path, scheme_index: int, timeo
 
 def test_sigkilled_run_resumes_to_the_same_results(tmp_path: Path) -> None:
     full, part = tmp_path / "full.h5", tmp_path / "part.h5"
-    run_scenario(load_scenario("small", OVERRIDES), full, progress=False)
+    run_scenario(load_scenario("small", KILLED), full, progress=False)
     ckpt = checkpoint_path(part)
 
     first = start(["small", *SET, "--out", str(part), "--checkpoint-every", "1"])
     kill_at_barrier(first, ckpt, scheme_index=1)
     killed = read_run(part)
-    assert not killed.complete and killed.rounds_done["star"] == 4  # the file holds what was flushed
+    assert not killed.complete and killed.rounds_done["star"] == 6  # the file holds what was flushed
 
     assert main(["run", "--resume", str(part), "--quiet"]) == 0
     a, b = read_run(full), read_run(part)
