@@ -7,7 +7,11 @@ one call (one large GEMM per layer instead of C small ones), and every
 trainable part is applied per client with batched matrix products on
 parameters stacked along a leading client axis (C, …):
 
-* LoRA (Hu et al. 2021): W x + (α/r)·B_c A_c x, the B_c A_c x by ``bmm``;
+* the frozen q, k, v as one GEMM of all C·b·n tokens; attention by
+  ``F.scaled_dot_product_attention``;
+* LoRA (Hu et al. 2021): W x + (α/r)·B_c A_c x, the A_c x by ``bmm`` (one for
+  the LoRA layers among q, k, v), the B_c term accumulated in place into the
+  GEMM's output by ``baddbmm_``;
 * bottleneck adapters, the MoE gate and heads, encoder projections: ``bmm``;
 * the image stem: one grouped convolution (``groups = C``);
 * token embeddings and learned positions, prompts: indexing per client;
@@ -134,9 +138,14 @@ def _prefix(model: nn.Module) -> str:
 
 
 def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """Per-client Linear: x (C, …, in), weight (C, out, in), bias (C, out) → (C, …, out)."""
+    """Per-client Linear: x (C, …, in), weight (C, out, in), bias (C, out) → (C, …, out).
+
+    Computed as (W_c x_cᵀ)ᵀ, so the weight's gradient comes out as g_cᵀ x_c in
+    the weight's own layout (x W_cᵀ gives it transposed, and accumulating it
+    costs a strided copy of every weight per step).
+    """
     shape = x.shape
-    y = torch.bmm(x.reshape(shape[0], -1, shape[-1]), weight.transpose(1, 2))
+    y = torch.bmm(weight, x.reshape(shape[0], -1, shape[-1]).transpose(1, 2)).transpose(1, 2)
     if bias is not None:
         y = y + bias[:, None, :]
     return y.reshape(*shape[:-1], weight.shape[1])
@@ -184,8 +193,8 @@ class _BatchedNet:
         self.qkv = [(torch.cat([_base(getattr(b, n)).weight for n in "qkv"]).detach(),
                      torch.cat([_base(getattr(b, n)).bias for n in "qkv"]).detach()) for b in self.net.fusion.blocks]  # fmt: skip
 
-    def _linear(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, parts: Sequence[tuple[nn.Module, str]]
-                ) -> torch.Tensor:  # fmt: skip
+    def _backbone_linear(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                         parts: Sequence[tuple[nn.Module, str]]) -> torch.Tensor:  # fmt: skip
         """Frozen shared Linear (weight, bias) on x (C, M, in) plus the per-client LoRA updates of ``parts``.
 
         ``parts`` are the Linear layers whose outputs are concatenated in
@@ -198,7 +207,8 @@ class _BatchedNet:
         c, m, _ = x.shape
         # not a view for autograd (F.linear's 3-D output is one), so the in-place update needs no CopySlices
         y = torch.ops.aten._unsafe_view(torch.addmm(bias, x.reshape(c * m, -1), weight.t()), (c, m, weight.shape[0]))
-        lora = [(i, layer, path) for i, (layer, path) in enumerate(parts) if self.p.get(f"{path}.lora_A.default.weight") is not None]
+        lora = [(i, layer, path) for i, (layer, path) in enumerate(parts)
+                if self.p.get(f"{path}.lora_A.default.weight") is not None]  # fmt: skip
         if not lora:
             return y
         a = torch.cat([self.p(f"{path}.lora_A.default.weight") for _, _, path in lora], dim=1)  # (C, Σr, in)
@@ -209,24 +219,27 @@ class _BatchedNet:
             rows.append(F.pad(b, (i * width, (len(parts) - 1 - i) * width)) if len(parts) > 1 else b)
         return y.baddbmm_(torch.bmm(x, a.transpose(1, 2)), torch.cat(rows, dim=1))
 
-    def _block(self, i: int, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        """:class:`models.net.Block` on x (C, b·n, d) (tokens of sample s at s·n … s·n + n − 1), n tokens per sample.
+    def _layer(self, x: torch.Tensor, block: nn.Module, name: str, path: str) -> torch.Tensor:
+        """The block's Linear ``name`` (with its LoRA, if any) on x (C, M, in)."""
+        layer = getattr(block, name)
+        return self._backbone_linear(x, _base(layer).weight, _base(layer).bias, [(layer, f"{path}.{name}")])
 
-        Attention by ``F.scaled_dot_product_attention`` (the same softmax(q kᵀ/√d_h + M) v as
-        the Block's explicit matmuls; FLOPs are counted on the Block, :func:`models.train.train_step_flops`).
+    def _block(self, i: int, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """:class:`models.net.Block` on x (C, b·n, d), sample s's n tokens at rows s·n … s·n + n − 1.
+
+        Attention by ``F.scaled_dot_product_attention``: the Block's softmax(q kᵀ/√d_h + M) v,
+        faster here than explicit matmuls. FLOPs are counted on the Block
+        (:func:`models.train.train_step_flops`), whose explicit matmuls the counter sees.
+        Residual sums are added in place into the fresh layer outputs.
         """
         block = self.net.fusion.blocks[i]
         path = f"fusion.blocks.{i}"
         c, m, d = x.shape
-        n = allowed.shape[0]
-        heads = block.n_heads
-        qkv = self._linear(block.ln1(x), *self.qkv[i], [(getattr(block, k), f"{path}.{k}") for k in "qkv"])
-        q, k, v = _SplitHeads.apply(qkv, n, heads)
+        qkv = self._backbone_linear(block.ln1(x), *self.qkv[i], [(getattr(block, k), f"{path}.{k}") for k in "qkv"])
+        q, k, v = _SplitHeads.apply(qkv, allowed.shape[0], block.n_heads)
         attn = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed).transpose(1, 2).reshape(c, m, d)
-        x = self._linear(attn, _base(block.o).weight, _base(block.o).bias, [(block.o, f"{path}.o")]).add_(x)
-        hidden = F.gelu(self._linear(block.ln2(x), _base(block.fc1).weight, _base(block.fc1).bias,
-                                     [(block.fc1, f"{path}.fc1")]))  # fmt: skip
-        x = self._linear(hidden, _base(block.fc2).weight, _base(block.fc2).bias, [(block.fc2, f"{path}.fc2")]).add_(x)
+        x = self._layer(attn, block, "o", path).add_(x)
+        x = self._layer(F.gelu(self._layer(block.ln2(x), block, "fc1", path)), block, "fc2", path).add_(x)
         if self.net.fusion.adapters:
             a = f"fusion.adapters.{i}"
             down = F.gelu(_linear(x, self.p(f"{a}.down.weight"), self.p(f"{a}.down.bias")))
