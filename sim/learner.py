@@ -347,12 +347,13 @@ class TorchLearner(NetworkOnlyLearner):
 
     def aggregate(self, updates: Sequence[Update], base: Update | None) -> Update:
         """Module-wise weighted mean over each module's holders; ``base`` supplies the modules no one sent."""
-        merged = aggregate_modules(
-            [ModuleUpdate(u.state, dict(u.weights)) for u in updates],
-            self.registry,
-            base=None if base is None else base.state,
-            lora=self._aggregation.lora,
-        )
+        with torch_threads(1):  # memory-bound sums: a second thread only spins against the evaluation worker
+            merged = aggregate_modules(
+                [ModuleUpdate(u.state, dict(u.weights)) for u in updates],
+                self.registry,
+                base=None if base is None else base.state,
+                lora=self._aggregation.lora,
+            )
         names = merged.state if base is None else base.state
         state = {name: merged.state[name] for name in names}
         return Update(state, self._summed_weights(updates, base), sum(u.n_samples for u in updates))
