@@ -181,6 +181,41 @@ class _SplitHeads(torch.autograd.Function):
         return grad, None, None
 
 
+class _LoRALinear(torch.autograd.Function):
+    """y = x Wᵀ + b + (x A_cᵀ) B'_c per client c: a frozen shared Linear plus LoRA (B'_c = (α/r)·B_cᵀ).
+
+    x (C, M, in), W (out, in), b (out,), A (C, r, in), B' (C, r, out). One
+    GEMM over all C·M rows, then the LoRA term accumulated in place into its
+    output (``baddbmm_``); the backward likewise adds the LoRA part of x's
+    gradient, g B'ᵀ A, into the GEMM's g W in place. Autograd's own graph
+    would make each a fresh tensor and add it: two more passes over the
+    activations per layer.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, a: torch.Tensor,  # type: ignore[override]
+                b: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        c, m, _ = x.shape
+        u = torch.bmm(x, a.transpose(1, 2))
+        ctx.save_for_backward(x, weight, a, b, u)
+        y = torch.empty(c, m, weight.shape[0], dtype=x.dtype)  # not a view: the caller adds residuals in place
+        torch.addmm(bias, x.reshape(c * m, -1), weight.t(), out=y.view(c * m, -1))
+        return y.baddbmm_(u, b)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        x, weight, a, b, u = ctx.saved_tensors
+        c, m, _ = x.shape
+        g = g.contiguous()
+        grad_u = torch.bmm(g, b.transpose(1, 2))
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.mm(g.view(c * m, -1), weight).view(c, m, -1).baddbmm_(grad_u, a)
+        grad_a = torch.bmm(grad_u.transpose(1, 2), x) if ctx.needs_input_grad[3] else None
+        grad_b = torch.bmm(u.transpose(1, 2), g) if ctx.needs_input_grad[4] else None
+        return grad_x, None, None, grad_a, grad_b
+
+
 class _BatchedNet:
     """The forward of :class:`models.net.M3TNet` for C clients at once (see the module docstring)."""
 
@@ -199,25 +234,20 @@ class _BatchedNet:
 
         ``parts`` are the Linear layers whose outputs are concatenated in
         ``weight`` (q, k, v; or one layer), each with its path. Their LoRA
-        updates (α/r)·B_c A_c x go in with one ``bmm`` (x times the stacked
-        A_cᵀ) and one in-place ``baddbmm_`` (times the block matrix of the
-        scaled B_cᵀ, zero where a layer has no LoRA): the GEMM's output is
-        updated where it lies, no extra pass over it.
+        factors go to :class:`_LoRALinear` as the stacked A_c and the block
+        matrix of the scaled B_cᵀ (zero where a layer has no LoRA).
         """
-        c, m, _ = x.shape
-        # not a view for autograd (F.linear's 3-D output is one), so the in-place update needs no CopySlices
-        y = torch.ops.aten._unsafe_view(torch.addmm(bias, x.reshape(c * m, -1), weight.t()), (c, m, weight.shape[0]))
         lora = [(i, layer, path) for i, (layer, path) in enumerate(parts)
                 if self.p.get(f"{path}.lora_A.default.weight") is not None]  # fmt: skip
         if not lora:
-            return y
+            return F.linear(x, weight, bias)
         a = torch.cat([self.p(f"{path}.lora_A.default.weight") for _, _, path in lora], dim=1)  # (C, Σr, in)
         width = weight.shape[0] // len(parts)
         rows = []
         for i, layer, path in lora:
             b = self.p(f"{path}.lora_B.default.weight").transpose(1, 2) * layer.scaling["default"]  # (C, r, out)
             rows.append(F.pad(b, (i * width, (len(parts) - 1 - i) * width)) if len(parts) > 1 else b)
-        return y.baddbmm_(torch.bmm(x, a.transpose(1, 2)), torch.cat(rows, dim=1))
+        return _LoRALinear.apply(x, weight, bias, a, torch.cat(rows, dim=1))
 
     def _layer(self, x: torch.Tensor, block: nn.Module, name: str, path: str) -> torch.Tensor:
         """The block's Linear ``name`` (with its LoRA, if any) on x (C, M, in)."""
