@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.batched import ClientJob, _BatchedNet, _Stacked, batch_key, batched_local_train
+from models.batched import ClientJob, _BatchedNet, _LoRALinear, _SplitHeads, _Stacked, batch_key, batched_local_train
 from models.data import MODALITIES, make_m3t_dataset
 from models.net import ModelConfig, build_model, load_trainable_state, trainable_state
 from models.train import _loss, local_train, task_loss
@@ -99,6 +99,21 @@ def test_batched_training_equals_training_each_client_alone(config, kwargs, drop
     assert moved  # training changed something
     for name, value in trainable_state(model).items():  # the model holds the last client's result, as before
         torch.testing.assert_close(value, after_alone[name], rtol=1e-4, atol=2e-5)
+
+
+def test_fused_lora_linear_and_head_split_have_exact_gradients() -> None:
+    """The hand-written backwards against finite differences (float64), and the forwards against plain formulas."""
+    g = torch.Generator().manual_seed(0)
+    x, a, b = (torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)
+               for shape in ((3, 5, 4), (3, 2, 4), (3, 2, 6)))  # fmt: skip
+    weight, bias = torch.randn(6, 4, generator=g, dtype=torch.float64), torch.randn(6, generator=g, dtype=torch.float64)
+    expected = x @ weight.T + bias + (x @ a.transpose(1, 2)) @ b
+    torch.testing.assert_close(_LoRALinear.apply(x, weight, bias, a, b), expected)
+    assert torch.autograd.gradcheck(lambda x, a, b: _LoRALinear.apply(x, weight, bias, a, b), (x, a, b))
+    qkv = torch.randn(2, 6, 3 * 4, generator=g, dtype=torch.float64, requires_grad=True)  # 2 clients, 2 samples of 3
+    q, k, v = _SplitHeads.apply(qkv, 3, 2)  # 2 heads of width 2
+    torch.testing.assert_close(k[1, 1], qkv[0, 3:6, 4:8].reshape(3, 2, 2)[:, 1])  # client 0, sample 1, head 1
+    assert torch.autograd.gradcheck(lambda t: torch.cat([p.flatten() for p in _SplitHeads.apply(t, 3, 2)]) ** 2, (qkv,))
 
 
 def test_clients_that_cannot_share_a_batch_are_refused() -> None:
