@@ -37,7 +37,6 @@ rounding (tests/test_batched.py).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
@@ -193,8 +192,9 @@ class _LoRALinear(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, a: torch.Tensor,  # type: ignore[override]
-                b: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    def forward(  # type: ignore[override]
+        ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, a: torch.Tensor, b: torch.Tensor
+    ) -> torch.Tensor:
         c, m, _ = x.shape
         u = torch.bmm(x, a.transpose(1, 2))
         ctx.save_for_backward(x, weight, a, b, u)
@@ -225,8 +225,8 @@ class _BatchedNet:
         self.p = params
         self.c = n_clients
         # the frozen q, k, v of each block as one (3d, d) Linear: one GEMM instead of three
-        self.qkv = [(torch.cat([_base(getattr(b, n)).weight for n in "qkv"]).detach(),
-                     torch.cat([_base(getattr(b, n)).bias for n in "qkv"]).detach()) for b in self.net.fusion.blocks]  # fmt: skip
+        self.qkv = [tuple(torch.cat([getattr(_base(getattr(block, n)), part) for n in "qkv"]).detach()
+                          for part in ("weight", "bias")) for block in self.net.fusion.blocks]  # fmt: skip
 
     def _backbone_linear(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
                          parts: Sequence[tuple[nn.Module, str]]) -> torch.Tensor:  # fmt: skip
