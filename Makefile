@@ -18,7 +18,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	mkdir -p runs
 	$(VENV)/bin/hffm run paper --out runs/paper.h5 --force
-	$(VENV)/bin/hffm report runs/paper.h5 --plot runs/paper.png
+	$(VENV)/bin/hffm report runs/paper.h5 --plot runs/paper.png --force
 
 # pytest exits 5 when it collects nothing; that is not a failure of the suite.
 test: $(STAMP)
