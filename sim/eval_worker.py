@@ -232,6 +232,10 @@ class BackgroundEvaluator:
         self._worker: _Worker | None = None
         self._registered()  # start the worker now: its start-up overlaps the first round
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without its worker: a copy in another process registers with that process's worker."""
+        return {**self.__dict__, "_worker": None}
+
     def _registered(self) -> _Worker:
         worker = _shared_worker()
         if worker is not self._worker:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import pickle
 from concurrent.futures import Future
 
 import numpy as np
@@ -105,3 +106,12 @@ def test_a_killed_worker_fails_its_pending_calls_and_a_new_one_takes_over() -> N
     assert sim.eval_worker._shared_worker() is not worker
     with torch_threads(1):
         assert again.result() == evaluate(model, state, test)
+
+
+def test_a_pickled_evaluator_works_in_the_process_that_unpickles_it() -> None:
+    model = build_model(ModelConfig(), seed=0)
+    test = make_m3t_dataset(64, seed=7)
+    copy = pickle.loads(pickle.dumps(BackgroundEvaluator(model, test)))  # e.g. a learner sent to Ray workers
+    state = trainable_state(model)
+    with torch_threads(1):
+        assert copy.submit([state], combine=lambda results: results[0]).result() == evaluate(model, state, test)
