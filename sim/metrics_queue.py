@@ -11,6 +11,7 @@ scheme's training instead of being waited for.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -33,14 +34,22 @@ class MetricsQueue:
     def add(self, scheme: bytes, r: int, t_s: float, evaluation: PendingEvaluation) -> None:
         """Round ``r`` of ``scheme`` ended at ``t_s``; its metrics come from ``evaluation``."""
         self._pending.append((scheme, r, t_s, evaluation))
-        self._write(wait=False)
+        self._write_finished()
 
-    def drain(self) -> None:
-        """Wait for every pending evaluation and write its rows."""
-        self._write(wait=True)
+    def drain(self, timeout_s: float | None = None) -> None:
+        """Wait for every pending evaluation and write its rows.
 
-    def _write(self, wait: bool) -> None:
-        while self._pending and (wait or self._pending[0][3].done()):
+        Raises:
+            TimeoutError: ``timeout_s`` passed first (the rows written so far stay written).
+        """
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while self._pending:
+            left_s = None if deadline is None else max(0.0, deadline - time.monotonic())
+            self._pending[0][3].future.result(timeout=left_s)
+            self._write_finished()
+
+    def _write_finished(self) -> None:
+        while self._pending and self._pending[0][3].done():
             scheme, r, t_s, evaluation = self._pending.popleft()
             results = evaluation.result()
             rows = np.zeros(len(results), TABLES["metrics"])

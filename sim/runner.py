@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -97,6 +98,10 @@ class RunResult:
     def rounds_by_scheme(self) -> dict[str, np.ndarray]:
         rounds = self.table("rounds")
         return {s.decode(): rounds[rounds["scheme"] == s] for s in dict.fromkeys(rounds["scheme"])}
+
+
+INTERRUPTED_DRAIN_S = 10.0
+"""How long a failed or interrupted run waits for its pending metrics before closing its file."""
 
 
 @dataclass
@@ -271,8 +276,12 @@ def run_scenario(
                 checkpointer.scheme_done(index)
         metrics.drain()
     except BaseException:
-        if writer is not None:
-            writer.close(complete=False)
+        try:  # the closed rounds' metrics, as with evaluation in line (unless the worker is stuck or failed)
+            with contextlib.suppress(Exception):
+                metrics.drain(timeout_s=INTERRUPTED_DRAIN_S)
+        finally:
+            if writer is not None:
+                writer.close(complete=False)
         raise
     if writer is not None:
         writer.close(complete=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import doctest
 import pickle
 from concurrent.futures import Future
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +16,11 @@ from models.data import make_m3t_dataset
 from models.net import ModelConfig, build_model, trainable_state
 from models.train import evaluate, local_train
 from sim.eval_worker import BackgroundEvaluator, PendingEvaluation
-from sim.learner import torch_threads
+from sim.learner import TorchLearner, Update, torch_threads
+from sim.runner import run_scenario
+from sim.scenario import load_scenario
 from sim.metrics_queue import MetricsQueue
+from traces import read_run
 
 
 def _trained_states(model: torch.nn.Module, n: int) -> list[dict[str, torch.Tensor]]:
@@ -115,3 +119,27 @@ def test_a_pickled_evaluator_works_in_the_process_that_unpickles_it() -> None:
     state = trainable_state(model)
     with torch_threads(1):
         assert copy.submit([state], combine=lambda results: results[0]).result() == evaluate(model, state, test)
+
+
+class _InterruptedInRound3(TorchLearner):
+    """Ctrl-C as round 3's training starts."""
+
+    def train(self, device: int, model: Update, r: int = 1) -> Update:
+        if r == 3:
+            raise KeyboardInterrupt
+        return super().train(device, model, r)
+
+
+def test_an_interrupted_run_file_keeps_the_metrics_of_every_closed_round(tmp_path: Path) -> None:
+    scenario = load_scenario("small", [
+        "rounds=4", "training.local_steps=2", "data.samples_per_device=24", "data.test_samples=60",
+        "model.d_model=32", "model.n_layers=1", "model.moe_experts=0", 'schemes=[{name="star", protocol="star"}]',
+    ])  # fmt: skip
+    full = run_scenario(scenario, None, progress=False).table("metrics")
+    out = tmp_path / "run.h5"
+    with pytest.raises(KeyboardInterrupt):
+        run_scenario(scenario, out, progress=False, trainer=_InterruptedInRound3)
+    run = read_run(out)
+    assert not run.complete
+    closed = full[full["round"] <= 2]  # rounds 0 (the initial model), 1 and 2 closed before the interrupt
+    assert len(closed) == 9 and run.metrics.tobytes() == closed.tobytes()
