@@ -42,7 +42,8 @@ def main() -> None:
     learner.train_step_flops = timed(spent, "flop counting", learner.train_step_flops)
     for name in ("aggregate", "evaluate"):
         setattr(TorchLearner, name, timed(spent, name, getattr(TorchLearner, name)))
-    PendingEvaluation.result = timed(spent, "evaluate", PendingEvaluation.result)
+    for name in ("wait", "result"):
+        setattr(PendingEvaluation, name, timed(spent, "evaluate", getattr(PendingEvaluation, name)))
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         run_scenario(scenario, Path(tmp) / "run.h5", progress=False)

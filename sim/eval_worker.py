@@ -210,6 +210,10 @@ class PendingEvaluation:
     def done(self) -> bool:
         return self.future.done()
 
+    def wait(self, timeout_s: float | None = None) -> None:
+        """Block until done (TimeoutError after ``timeout_s``; a failed evaluation raises its error)."""
+        self.future.result(timeout=timeout_s)
+
     def result(self) -> Metrics:
         return self.combine(self.future.result())
 

@@ -45,7 +45,7 @@ class MetricsQueue:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while self._pending:
             left_s = None if deadline is None else max(0.0, deadline - time.monotonic())
-            self._pending[0][3].future.result(timeout=left_s)
+            self._pending[0][3].wait(left_s)
             self._write_finished()
 
     def _write_finished(self) -> None:
